@@ -1,0 +1,44 @@
+"""The engine's exception family: every error it raises on purpose is an EngineError."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class for every error the engine raises on purpose."""
+
+
+class ConfigError(EngineError):
+    """A training specification value is invalid.
+
+    Parameters
+    ----------
+    field : str
+        Dotted path of the offending field, e.g. ``"regularization.dropout"``.
+    message : str
+        What is wrong with it, for a human.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class DatasetError(EngineError):
+    """A dataset cannot be loaded or does not fit the requested task."""
+
+
+class DivergenceError(EngineError):
+    """Training produced a non-finite loss or parameter."""
+
+    def __init__(self, epoch: int, message: str) -> None:
+        self.epoch = epoch
+        super().__init__(f"training diverged at epoch {epoch}: {message}")
+
+
+class CheckpointError(EngineError):
+    """A checkpoint cannot be read or does not belong to this specification."""
+
+
+class InputError(EngineError):
+    """Inputs to a trained model do not fit it (shape, non-finite values)."""

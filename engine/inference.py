@@ -1,0 +1,92 @@
+"""A trained model for prediction: exported tensors plus metadata, nothing else.
+
+This is exactly what a download holds, so serving ``/predict`` from a
+:class:`Model` and running the README's NumPy forward pass over a downloaded
+file compute the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import activations, losses
+from engine.errors import InputError
+
+
+@dataclass
+class Model:
+    """Exported network: ``tensors`` named ``layers.{i}.weight`` / ``layers.{i}.bias``.
+
+    Computation runs in float64 whatever dtype the tensors were stored in.
+    """
+
+    tensors: dict[str, np.ndarray]
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        n_layers = len(self.metadata["layer_sizes"]) - 1
+        self._layers = [
+            (
+                np.asarray(self.tensors[f"layers.{i}.weight"], dtype=np.float64),
+                np.asarray(self.tensors[f"layers.{i}.bias"], dtype=np.float64),
+            )
+            for i in range(n_layers)
+        ]
+
+    @property
+    def n_features(self) -> int:
+        return int(self.metadata["layer_sizes"][0])
+
+    @property
+    def head(self) -> str:
+        return str(self.metadata["output_head"])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw outputs for raw features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+        """
+        a = self._check(X)
+        last = len(self._layers) - 1
+        for i, (w, b) in enumerate(self._layers):
+            a = a @ w.T + b
+            if i < last:
+                activations.apply(self.metadata["activation"], a)
+        return a
+
+    def predict(self, X: Any) -> list[Any]:
+        """Predicted values (regression) or class labels as the dataset named them."""
+        z = self.decision_function(X)
+        if self.head == "identity":
+            return [float(v) for v in z[:, 0]]
+        classes = self.metadata["classes"]
+        if self.head == "sigmoid":
+            return [classes[1] if v > 0 else classes[0] for v in z[:, 0]]
+        return [classes[int(i)] for i in z.argmax(axis=1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``metadata["classes"]`` order."""
+        if self.head == "identity":
+            raise InputError("a regression model has no class probabilities")
+        return losses.predict_proba(self.head, self.decision_function(X))
+
+    def _check(self, X: Any) -> np.ndarray:
+        try:
+            arr = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"inputs must be a rectangular array of numbers: {exc}") from exc
+        if arr.ndim != 2 or arr.shape[1] != self.n_features:
+            raise InputError(f"inputs must have shape (n_samples, {self.n_features}); got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            row, col = np.argwhere(~np.isfinite(arr))[0]
+            raise InputError(f"inputs contain NaN or Inf (row {row}, column {col})")
+        return arr

@@ -1,0 +1,187 @@
+"""First-order optimizers over one flat parameter vector.
+
+Each optimizer is a small class with one :meth:`Optimizer.step`. State arrays
+are keyed by name (``"velocity"``, ``"m"``, ``"v"``, …) and have the shape of
+the flat parameter vector, so checkpoints store them as they are. Updates are
+written as in-place NumPy operations with Python-float scalars, which keep
+float32 arrays in float32 (a NumPy ``float64`` scalar would promote them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from engine.spec import OptimizerSpec
+
+
+class Optimizer:
+    """Base class: ``step`` updates ``params`` in place from ``grads``.
+
+    Parameters
+    ----------
+    size : int
+        Length of the flat parameter vector.
+    n_weights : int
+        The first ``n_weights`` entries are weights (decoupled weight decay
+        applies to them only); the rest are biases.
+    dtype : numpy dtype
+    """
+
+    def __init__(self, size: int, n_weights: int, dtype: np.dtype) -> None:
+        self.n_weights = n_weights
+        self.t = 0
+        self.state: dict[str, np.ndarray] = {}
+        self._scratch = np.zeros(size, dtype=dtype)
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        """Apply one update with learning rate ``lr`` (params, grads: shape (size,))."""
+        raise NotImplementedError
+
+    def l1_threshold(self, lr: float, l1: float) -> float | np.ndarray:
+        """Soft-threshold of the L1 proximal step after the last update, per weight.
+
+        The proximal step uses the same step size the update used, which for
+        adaptive methods is per coordinate.
+        """
+        return lr * l1
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-able scalars and the state arrays, for checkpoints."""
+        return {"t": self.t}, dict(self.state)
+
+    def load_state_dict(self, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.t = int(scalars["t"])
+        for key, value in arrays.items():
+            self.state[key][...] = value
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, PyTorch's formulation.
+
+    ``v <- momentum * v + g``; ``p <- p - lr * v`` (or ``lr * (g + momentum * v)``
+    with Nesterov).
+    """
+
+    def __init__(self, size: int, n_weights: int, dtype: np.dtype, momentum: float, nesterov: bool) -> None:
+        super().__init__(size, n_weights, dtype)
+        self.momentum = momentum
+        self.nesterov = nesterov
+        if momentum:
+            self.state["velocity"] = np.zeros(size, dtype=dtype)
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        self.t += 1
+        if not self.momentum:
+            np.multiply(grads, lr, out=self._scratch)
+            params -= self._scratch
+            return
+        v = self.state["velocity"]
+        v *= self.momentum
+        v += grads
+        if self.nesterov:
+            np.multiply(v, self.momentum, out=self._scratch)
+            self._scratch += grads
+            self._scratch *= lr
+        else:
+            np.multiply(v, lr, out=self._scratch)
+        params -= self._scratch
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), and AdamW with decoupled weight decay when ``weight_decay`` > 0.
+
+    ``p <- p - lr_t * m / (sqrt(v) + eps_t)`` with the bias corrections folded
+    into the scalars ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)`` and
+    ``eps_t = eps * sqrt(1 - b2^t)``: the same update as the textbook form.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        n_weights: int,
+        dtype: np.dtype,
+        beta1: float,
+        beta2: float,
+        epsilon: float,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(size, n_weights, dtype)
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.weight_decay = weight_decay
+        self.state["m"] = np.zeros(size, dtype=dtype)
+        self.state["v"] = np.zeros(size, dtype=dtype)
+        self._denom = np.zeros(size, dtype=dtype)
+        self._step_scale = 0.0
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        self.t += 1
+        m, v, tmp, denom = self.state["m"], self.state["v"], self._scratch, self._denom
+        if self.weight_decay:
+            # Decoupled (AdamW): shrink the weights, not the gradient.
+            params[: self.n_weights] *= 1.0 - lr * self.weight_decay
+        # m <- b1 m + (1 - b1) g, written as g + b1 (m - g) to avoid a temporary.
+        m -= grads
+        m *= self.beta1
+        m += grads
+        np.multiply(grads, grads, out=tmp)
+        v -= tmp
+        v *= self.beta2
+        v += tmp
+        bc2 = math.sqrt(1.0 - self.beta2**self.t)
+        self._step_scale = lr * bc2 / (1.0 - self.beta1**self.t)
+        np.sqrt(v, out=denom)
+        denom += self.epsilon * bc2
+        np.divide(m, denom, out=tmp)
+        tmp *= self._step_scale
+        params -= tmp
+
+    def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
+        w = self.n_weights
+        out = np.divide(self._step_scale * l1, self._denom[:w], out=self._scratch[:w])
+        return out
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``s <- rho s + (1 - rho) g^2``; ``p <- p - lr * g / (sqrt(s) + eps)``."""
+
+    def __init__(self, size: int, n_weights: int, dtype: np.dtype, rho: float, epsilon: float) -> None:
+        super().__init__(size, n_weights, dtype)
+        self.rho, self.epsilon = rho, epsilon
+        self.state["s"] = np.zeros(size, dtype=dtype)
+        self._denom = np.zeros(size, dtype=dtype)
+        self._lr = 0.0
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        self.t += 1
+        s, tmp, denom = self.state["s"], self._scratch, self._denom
+        np.multiply(grads, grads, out=tmp)
+        s -= tmp
+        s *= self.rho
+        s += tmp
+        np.sqrt(s, out=denom)
+        denom += self.epsilon
+        np.divide(grads, denom, out=tmp)
+        tmp *= lr
+        params -= tmp
+        self._lr = lr
+
+    def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
+        w = self.n_weights
+        return np.divide(lr * l1, self._denom[:w], out=self._scratch[:w])
+
+
+def create(spec: OptimizerSpec, size: int, n_weights: int, dtype: np.dtype) -> Optimizer:
+    """The optimizer ``spec`` names, for a flat parameter vector of ``size`` entries."""
+    if spec.name == "sgd":
+        return SGD(size, n_weights, dtype, spec.momentum, spec.nesterov)
+    if spec.name == "adam":
+        return Adam(size, n_weights, dtype, spec.beta1, spec.beta2, spec.epsilon)
+    if spec.name == "adamw":
+        return Adam(size, n_weights, dtype, spec.beta1, spec.beta2, spec.epsilon, spec.weight_decay)
+    if spec.name == "rmsprop":
+        return RMSprop(size, n_weights, dtype, spec.rho, spec.epsilon)
+    raise ValueError(f"unknown optimizer {spec.name!r}")

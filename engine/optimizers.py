@@ -115,7 +115,7 @@ class Adam(Optimizer):
         self.state["m"] = np.zeros(size, dtype=dtype)
         self.state["v"] = np.zeros(size, dtype=dtype)
         self._denom = np.zeros(size, dtype=dtype)
-        self._step_scale = 0.0
+        self._prox_scale = 0.0
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
@@ -132,17 +132,17 @@ class Adam(Optimizer):
         v *= self.beta2
         v += tmp
         bc2 = math.sqrt(1.0 - self.beta2**self.t)
-        self._step_scale = lr * bc2 / (1.0 - self.beta1**self.t)
+        # Per-coordinate step on the bias-corrected moment m_hat is lr * bc2 / denom.
+        self._prox_scale = lr * bc2
         np.sqrt(v, out=denom)
         denom += self.epsilon * bc2
         np.divide(m, denom, out=tmp)
-        tmp *= self._step_scale
+        tmp *= self._prox_scale / (1.0 - self.beta1**self.t)
         params -= tmp
 
     def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
         w = self.n_weights
-        out = np.divide(self._step_scale * l1, self._denom[:w], out=self._scratch[:w])
-        return out
+        return np.divide(self._prox_scale * l1, self._denom[:w], out=self._scratch[:w])
 
 
 class RMSprop(Optimizer):

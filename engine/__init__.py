@@ -14,7 +14,15 @@ See :func:`engine.trainer.train` for callbacks, cancellation and resuming.
 
 from engine import export
 from engine.datasets import BUILTIN_DATASETS, Dataset, list_builtins, load_builtin
-from engine.errors import CheckpointError, ConfigError, DatasetError, DivergenceError, EngineError, InputError
+from engine.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    DivergenceError,
+    EngineError,
+    InputError,
+    TrainingStopped,
+)
 from engine.inference import Model
 from engine.spec import TrainSpec
 from engine.trainer import Trainer, TrainResult, train
@@ -32,6 +40,7 @@ __all__ = [
     "TrainResult",
     "TrainSpec",
     "Trainer",
+    "TrainingStopped",
     "export",
     "list_builtins",
     "load_builtin",

@@ -118,6 +118,32 @@ class Dataset:
         """Number of columns of ``X``."""
         return int(self.X.shape[1])
 
+    def with_target(self, column: str) -> Dataset:
+        """The same data with feature ``column`` as the target.
+
+        The former target becomes the last feature; it must be numeric.
+
+        Raises
+        ------
+        DatasetError
+            If ``column`` is not a column, or the former target holds labels.
+        """
+        if column == self.target_name:
+            return self
+        if column not in self.feature_names:
+            known = ", ".join([*self.feature_names, self.target_name])
+            raise DatasetError(f"no column {column!r} in dataset {self.name!r} (columns: {known})")
+        if self.y.dtype.kind not in "iuf":
+            raise DatasetError(
+                f"column {self.target_name!r} holds labels and cannot become a feature; "
+                f"upload the data with {column!r} as its target instead"
+            )
+        index = self.feature_names.index(column)
+        keep = [i for i in range(self.n_features) if i != index]
+        X = np.column_stack([self.X[:, keep], self.y.astype(np.float64)])
+        names = (*[self.feature_names[i] for i in keep], self.target_name)
+        return Dataset(self.name, X, self.X[:, index].copy(), names, column, None, self.description)
+
 
 class BuiltinInfo(TypedDict):
     """Summary of one built-in dataset, as returned by :func:`list_builtins`."""

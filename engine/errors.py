@@ -42,3 +42,11 @@ class CheckpointError(EngineError):
 
 class InputError(EngineError):
     """Inputs to a trained model do not fit it (shape, non-finite values)."""
+
+
+class TrainingStopped(EngineError):
+    """Training was stopped (cancelled, out of time) before its first epoch completed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"training stopped ({reason}) before the first epoch completed")

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine import checkpoint, losses, metrics, optimizers, penalties, schedules
 from engine.datasets import Dataset
-from engine.errors import DivergenceError, EngineError
+from engine.errors import DivergenceError, TrainingStopped
 from engine.network import Network
 from engine.preprocessing import PreparedData, prepare
 from engine.spec import MONITORS, TrainSpec
@@ -129,7 +129,7 @@ class Trainer:
                     stop_reason = "early_stopping"
                     break
         if not self.history:
-            raise EngineError(f"training stopped ({stop_reason}) before the first epoch completed")
+            raise TrainingStopped(stop_reason or "unknown")
         es = t.early_stopping
         if es is not None and es.restore_best and self.early.best_params is not None:
             self.network.params[:] = self.early.best_params

@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI routes, schemas, auth and error rendering."""

@@ -1,0 +1,63 @@
+"""Dependencies as ``Annotated`` aliases, so route signatures read like types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import LOCAL_TENANT
+from api.catalog import Catalog
+from api.errors import ApiError
+from api.state import AppState
+from store.datasets import DatasetStore
+from store.jobs import JobStore
+from trainapi.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `trainapi keys add TENANT`.")
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.trainapi
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_jobs(state: StateDep) -> JobStore:
+    return state.jobs
+
+
+def get_datasets(state: StateDep) -> DatasetStore:
+    return state.datasets
+
+
+def get_catalog(state: StateDep) -> Catalog:
+    return state.catalog
+
+
+def get_tenant(state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The caller's tenant; 401 for a missing or unknown key (unless the service runs open)."""
+    keys = state.keys
+    if keys.open_mode:
+        return LOCAL_TENANT
+    challenge = {"WWW-Authenticate": 'Bearer realm="trainapi"'}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "Unauthorized", "send an API key as `Authorization: Bearer <key>`", headers=challenge)
+    tenant = keys.tenant_for(credentials.credentials)
+    if tenant is None:
+        raise ApiError(401, "Unauthorized", "unknown API key", headers=challenge)
+    return tenant
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
+DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+TenantDep = Annotated[str, Depends(get_tenant)]

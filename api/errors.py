@@ -1,0 +1,177 @@
+"""One exception family and one renderer: every error leaves as RFC 9457 ``application/problem+json``.
+
+Expected failures raise :class:`ApiError` (or a store error, mapped here) with
+their own status, so a 500 always means a bug; its body never carries a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import ConfigError, InputError
+from store.errors import Conflict, NotFound, QuotaExceeded, StoreError
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, rendered as a problem document.
+
+    Parameters
+    ----------
+    status : int
+    title : str
+        Short, the same for every occurrence of the problem type.
+    detail : str
+        This occurrence, for a human.
+    errors : list of {"field", "message"}, optional
+        Per-field details (validation).
+    headers : dict, optional
+        Extra response headers (``Retry-After``, ``WWW-Authenticate``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+def invalid(field: str, message: str) -> ApiError:
+    """A 422 naming one field."""
+    return ApiError(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://trainapi.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``("body", "regularization", "dropout", "constrained-float")`` -> ``"regularization.dropout"``."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or "-" in p))]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """One entry per field (a union reports each member; the first message is the useful one)."""
+    seen: dict[str, str] = {}
+    for e in errors:
+        seen.setdefault(_field(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
+    return [{"field": f, "message": m} for f, m in seen.items()]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into a problem document."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem(
+            exc.status, exc.title, exc.detail, instance=request.url.path, errors=exc.errors, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            message = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "")
+            return problem(400, "Malformed JSON", f"the request body is not valid JSON: {message}".rstrip(": "))
+        fields = field_errors(errors)
+        detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return problem(422, "Invalid request", detail, instance=request.url.path, errors=fields)
+
+    @app.exception_handler(ConfigError)
+    async def config_error(request: Request, exc: ConfigError) -> JSONResponse:
+        err = invalid(exc.field, exc.message)
+        return problem(422, err.title, err.detail, instance=request.url.path, errors=err.errors)
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+        return problem(422, "Invalid inputs", str(exc), instance=request.url.path)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, "Not found", str(exc), instance=request.url.path)
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return problem(409, "Conflict", str(exc), instance=request.url.path)
+
+    @app.exception_handler(QuotaExceeded)
+    async def quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        return problem(
+            429,
+            "Too many active jobs",
+            str(exc),
+            instance=request.url.path,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error on %s: %s", request.url.path, exc)
+        return problem(503, "Service unavailable", str(exc), instance=request.url.path)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("redis error on %s: %s", request.url.path, exc)
+        return problem(
+            503,
+            "Service unavailable",
+            "the state store (Redis) is unreachable; retry shortly",
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large", 415: "Unsupported media type"}
+        return problem(
+            exc.status_code,
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail),
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "Internal error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,47 @@
+"""The ASGI app: ``uvicorn api.main:app`` (or ``trainapi api``)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api import errors
+from api.limits import BodyLimit
+from api.routes import datasets, health, jobs
+from api.state import AppState
+from trainapi.settings import Settings
+
+log = logging.getLogger("trainapi.api")
+
+DESCRIPTION = """
+Train regularized models (linear, logistic, MLP; L1, L2, elastic net, dropout) over HTTP.
+
+Submit a job with `POST /v1/jobs`, follow it with `GET /v1/jobs/{id}` or the
+Server-Sent Events of `/v1/jobs/{id}/events`, then download the weights or
+call `/predict`. Every error is an RFC 9457 `application/problem+json` document.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` default to the ``TRAINAPI_`` environment."""
+    settings = settings or Settings()
+    state = AppState.build(settings)
+    if state.keys.open_mode:
+        log.warning("no API keys configured: open single-tenant mode; bind to 127.0.0.1 only")
+    app = FastAPI(title="trainapi", version="0.1.0", description=DESCRIPTION)
+    app.state.trainapi = state
+    errors.install(app)
+    app.include_router(health.router)
+    for router in (datasets.router, jobs.router):
+        app.include_router(router, prefix="/v1")
+    app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn api.main:app` builds the app on first access, reading the environment then.
+    if name == "app":
+        globals()["app"] = application = create_app()
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,151 @@
+"""Datasets: the built-ins and uploads (multipart CSV or NPZ, or a JSON body)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import numpy as np
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+import engine
+from api.catalog import label_summary
+from api.deps import CatalogDep, DatasetsDep, StateDep, TenantDep
+from api.errors import ApiError, field_errors, invalid
+from api.parsing import ParsedDataset, ParseError, parse_json, parse_upload
+from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic
+from api.schemas.problems import responses
+from store.errors import Conflict
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "CSV with a header row, or NPZ."},
+                        "target": {"type": "string", "description": "Target column (CSV); default the last."},
+                        "name": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {"schema": DatasetCreate.model_json_schema()},
+        },
+    }
+}
+
+
+def view(record: dict[str, Any]) -> DatasetPublic:
+    return DatasetPublic.model_validate(record, from_attributes=False)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload a dataset",
+    openapi_extra=UPLOAD_BODY,
+    responses=responses(400, 401, 413, 415, 422),
+)
+async def create_dataset(request: Request, response: Response, tenant: TenantDep, state: StateDep) -> DatasetPublic:
+    limits = {"max_rows": state.settings.max_upload_rows, "max_columns": state.settings.max_upload_columns}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "multipart/form-data":
+            parsed, name = await _from_form(request, limits)
+        elif content_type == "application/json":
+            body = await request.body()
+            try:
+                payload = DatasetCreate.model_validate_json(body)
+            except ValidationError as exc:
+                raise _validation_problem(exc) from None
+            parsed = await anyio.to_thread.run_sync(
+                lambda: parse_json(payload.features, payload.target, feature_names=payload.feature_names, **limits)
+            )
+            if payload.target_name:
+                parsed = ParsedDataset(parsed.X, parsed.y, parsed.feature_names, payload.target_name)
+            name = payload.name
+        else:
+            raise ApiError(
+                415,
+                "Unsupported media type",
+                f"send multipart/form-data (a CSV or NPZ file) or application/json, not {content_type or 'nothing'}",
+            )
+    except ParseError as exc:
+        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
+        title = {413: "Payload too large", 415: "Unsupported media type"}.get(exc.status, "Invalid dataset")
+        raise ApiError(exc.status, title, exc.detail, errors=errors) from None
+
+    summary = _summary(parsed.y)
+    record = await anyio.to_thread.run_sync(
+        lambda: state.datasets.create(
+            tenant, name, parsed.X, parsed.y, parsed.feature_names, parsed.target_name, summary
+        )
+    )
+    response.headers["Location"] = f"/v1/datasets/{record['id']}"
+    return view(record)
+
+
+async def _from_form(request: Request, limits: dict[str, int]) -> tuple[ParsedDataset, str]:
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise invalid("file", "a multipart field `file` with the CSV or NPZ data is required")
+    target = form.get("target")
+    name = form.get("name")
+    if (target is not None and not isinstance(target, str)) or (name is not None and not isinstance(name, str)):
+        raise invalid("target", "must be a text field")
+    data = await upload.read()
+    parsed = await anyio.to_thread.run_sync(
+        lambda: parse_upload(
+            data,
+            filename=upload.filename,
+            content_type=upload.content_type,
+            target=(target or None) if isinstance(target, str) else None,
+            **limits,
+        )
+    )
+    return parsed, (name if isinstance(name, str) and name else upload.filename or "upload")
+
+
+def _summary(y: np.ndarray) -> dict[str, Any]:
+    distinct = len(np.unique(y))
+    if distinct < 2:
+        raise invalid("target", f"the target has a single value ({y[0]!r}); nothing to learn")
+    return label_summary(y)
+
+
+def _validation_problem(exc: ValidationError) -> ApiError:
+    errors = field_errors(list(exc.errors()))
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return ApiError(400, "Malformed JSON", "the request body is not valid JSON")
+    return ApiError(
+        422, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors
+    )
+
+
+DatasetId = Annotated[str, Path(max_length=100, description="A built-in name or an upload id.")]
+
+
+@router.get("", summary="Built-in datasets and your uploads", responses=responses(401))
+def list_datasets(tenant: TenantDep, catalog: CatalogDep) -> DatasetList:
+    return DatasetList(items=[view(r) for r in catalog.list(tenant)])
+
+
+@router.get("/{dataset_id}", summary="One dataset", responses=responses(401, 404))
+def get_dataset(dataset_id: DatasetId, tenant: TenantDep, catalog: CatalogDep) -> DatasetPublic:
+    return view(catalog.resolve(tenant, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, summary="Delete an upload", responses=responses(401, 404, 409))
+def delete_dataset(dataset_id: DatasetId, tenant: TenantDep, datasets: DatasetsDep) -> Response:
+    if dataset_id in engine.BUILTIN_DATASETS:
+        raise Conflict(f"{dataset_id!r} is built in and cannot be deleted")
+    datasets.delete(tenant, dataset_id)
+    return Response(status_code=204)

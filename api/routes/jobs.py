@@ -1,0 +1,279 @@
+"""Training jobs: submit, list, inspect, follow, cancel, delete, download, predict."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+import kombu.exceptions
+import redis
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from api.deps import CatalogDep, JobsDep, StateDep, TenantDep
+from api.errors import ApiError, invalid
+from api.schemas.jobs import JobList, JobPublic, JobSpec, MetricsList, PredictRequest, PredictResponse, Progress
+from api.schemas.problems import responses
+from engine import export
+from store.artifacts import WEIGHT_FORMATS
+from store.errors import NotFound
+from store.jobs import STATUSES, TERMINAL
+from trainapi.settings import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+#: How often an event stream looks for new epochs.
+EVENTS_POLL_SECONDS = 0.25
+EVENTS_KEEPALIVE_SECONDS = 15.0
+
+
+def view(record: dict[str, Any]) -> JobPublic:
+    """The public shape of a stored job record."""
+    spec = record["spec"] or {}
+    epochs = int(spec.get("training", {}).get("epochs", 0))
+    done = record["epochs_done"]
+    latest = record.get("latest")
+    eta = None
+    if record["status"] in ("running", "cancelling") and latest and latest.get("epoch_seconds"):
+        eta = round(float(latest["epoch_seconds"]) * max(epochs - done, 0), 3)
+    best = record.get("best")
+    return JobPublic(
+        id=record["id"],
+        name=record["name"],
+        status=record["status"],
+        created_at=record["created_at"],
+        started_at=record.get("started_at") or None,
+        finished_at=record.get("finished_at") or None,
+        attempt=record["attempt"],
+        progress=Progress(
+            epoch=done, epochs=epochs, fraction=round(done / epochs, 4) if epochs else 0.0, eta_seconds=eta
+        ),
+        latest_metrics=latest,
+        best_metrics=best,
+        best_epoch=best["epoch"] if best else None,
+        stopped_early=record["stopped_early"],
+        stop_reason=record.get("stop_reason") or None,
+        test_metrics=record.get("test_metrics"),
+        error=record.get("error"),
+        spec=spec,
+        dataset=record["dataset"] or {},
+        sweep_id=record.get("sweep_id"),
+        tags=record.get("tags") or {},
+    )
+
+
+def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> None:
+    """Reject a job over the operator's resource budget, naming the field to change."""
+    hidden = job.model.hidden_layers if job.model.type == "mlp" else []
+    classes = dataset.get("classes")
+    outputs = len(classes) if classes and len(classes) > 2 and not job.target and job.task != "regression" else 1
+    sizes = [dataset["n_features"], *hidden, outputs]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    if params > settings.max_parameters:
+        raise invalid(
+            "model.hidden_layers", f"the model has {params:,} parameters; the limit is {settings.max_parameters:,}"
+        )
+    t = job.training
+    n_train = dataset["n_samples"] * (1.0 - t.validation_fraction - t.test_fraction)
+    work = t.epochs * n_train * params
+    if work > settings.max_work:
+        raise invalid(
+            "training.epochs",
+            f"epochs x training rows x parameters = {work:.3g}, over the limit of {settings.max_work:.3g}",
+        )
+    if t.max_runtime_seconds > settings.max_runtime_seconds:
+        raise invalid(
+            "training.max_runtime_seconds", f"must be at most {settings.max_runtime_seconds:g} on this service"
+        )
+
+
+def check_target(job: JobSpec, dataset: dict[str, Any]) -> None:
+    if not job.target or job.target == dataset["target_name"]:
+        return
+    if job.target not in dataset["feature_names"]:
+        columns = ", ".join([*dataset["feature_names"], dataset["target_name"]])
+        raise invalid("target", f"no column {job.target!r} in dataset {dataset['id']!r} (columns: {columns})")
+    if not dataset.get("target_numeric", True):
+        raise invalid("target", f"column {dataset['target_name']!r} holds labels and cannot become a feature")
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a training job",
+    responses=responses(400, 401, 413, 422, 429, 503),
+)
+def create_job(
+    job: JobSpec,
+    response: Response,
+    tenant: TenantDep,
+    state: StateDep,
+    catalog: CatalogDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200, description="Retries return the same job.")] = None,
+) -> JobPublic:
+    job.engine_spec()  # cross-field rules; a ConfigError becomes a 422 naming the field
+    try:
+        dataset = catalog.resolve(tenant, job.dataset)
+    except NotFound:
+        raise invalid("dataset", f"no dataset {job.dataset!r}; GET /v1/datasets lists them") from None
+    check_target(job, dataset)
+    check_budget(job, dataset, state.settings)
+    summary = {k: dataset[k] for k in ("id", "name", "source", "n_samples", "n_features", "task", "target_name")}
+    record, created = state.jobs.create(
+        tenant, job.normalized(), summary, max_active=state.settings.max_active_jobs, idempotency_key=idempotency_key
+    )
+    if created:
+        try:
+            state.enqueue(record["id"], job.training.max_runtime_seconds)
+        except (kombu.exceptions.KombuError, redis.RedisError, OSError) as exc:
+            log.error("could not enqueue job %s: %s", record["id"], exc)
+            state.jobs.discard(tenant, record["id"], idempotency_key)
+            raise ApiError(503, "Service unavailable", "the job queue is unreachable; retry shortly") from exc
+    response.headers["Location"] = f"/v1/jobs/{record['id']}"
+    return view(record)
+
+
+@router.get("", summary="List jobs, newest first", responses=responses(401, 422))
+def list_jobs(
+    tenant: TenantDep,
+    jobs: JobsDep,
+    status: Annotated[str | None, Query(description=f"One of {', '.join(STATUSES)}.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=30, description="`next_cursor` of the previous page.")] = None,
+) -> JobList:
+    if status is not None and status not in STATUSES:
+        raise invalid("status", f"must be one of {', '.join(STATUSES)}")
+    position: int | None = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise invalid("cursor", "not a cursor this API returned")
+        position = int(cursor)
+    items, next_cursor = jobs.list(tenant, status=status, limit=limit, cursor=position)
+    return JobList(items=[view(r) for r in items], next_cursor=None if next_cursor is None else str(next_cursor))
+
+
+@router.get("/{job_id}", summary="A job: status, progress, metrics, spec", responses=responses(401, 404))
+def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
+    return view(jobs.get(tenant, job_id))
+
+
+@router.get("/{job_id}/metrics", summary="Per-epoch metrics", responses=responses(401, 404, 422))
+def get_metrics(
+    job_id: str,
+    tenant: TenantDep,
+    jobs: JobsDep,
+    since_epoch: Annotated[int, Query(ge=0, le=10_000_000, description="Only epochs after this one.")] = 0,
+) -> MetricsList:
+    return MetricsList(items=jobs.metrics(tenant, job_id, since_epoch))
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Server-Sent Events: one `epoch` event per epoch, then one `end` event",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404)},
+)
+async def job_events(
+    job_id: str,
+    tenant: TenantDep,
+    state: StateDep,
+    last_event_id: Annotated[str | None, Header(max_length=20, description="Resume after this epoch.")] = None,
+) -> StreamingResponse:
+    await anyio.to_thread.run_sync(state.jobs.get, tenant, job_id)  # 404 before the stream starts
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    async def stream() -> AsyncIterator[str]:
+        sent = start
+        idle = 0.0
+        while True:
+            try:
+                records = await anyio.to_thread.run_sync(state.jobs.metrics, tenant, job_id, sent)
+                record = await anyio.to_thread.run_sync(state.jobs.get, tenant, job_id)
+                if record["status"] in TERMINAL:
+                    # Epochs recorded between the two reads must not be lost.
+                    records = await anyio.to_thread.run_sync(state.jobs.metrics, tenant, job_id, sent)
+            except NotFound:
+                yield 'event: end\ndata: {"status": "deleted"}\n\n'
+                return
+            for item in records:
+                sent = int(item["epoch"])
+                yield f"id: {sent}\nevent: epoch\ndata: {json.dumps(item)}\n\n"
+            if record["status"] in TERMINAL:
+                yield f"event: end\ndata: {view(record).model_dump_json()}\n\n"
+                return
+            idle = 0.0 if records else idle + EVENTS_POLL_SECONDS
+            if idle >= EVENTS_KEEPALIVE_SECONDS:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job", responses=responses(401, 404, 409))
+def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
+    jobs.request_cancel(tenant, job_id)
+    return view(jobs.get(tenant, job_id))
+
+
+@router.delete(
+    "/{job_id}", status_code=204, summary="Delete a finished job and its files", responses=responses(401, 404, 409)
+)
+def delete_job(job_id: str, tenant: TenantDep, state: StateDep) -> Response:
+    state.jobs.delete(tenant, job_id)
+    state.artifacts.delete_job(job_id)
+    state.models.pop(job_id, None)
+    return Response(status_code=204)
+
+
+def _succeeded(record: dict[str, Any]) -> int:
+    if record["status"] != "succeeded":
+        raise ApiError(409, "Conflict", f"the job is {record['status']}; weights exist once it has succeeded")
+    return int(record["weights_attempt"])
+
+
+@router.get(
+    "/{job_id}/weights",
+    summary="Download the trained parameters",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}, "application/json": {}}},
+        **responses(401, 404, 409, 422),
+    },
+)
+def get_weights(
+    job_id: str,
+    tenant: TenantDep,
+    state: StateDep,
+    format: Annotated[str, Query(description="npz, safetensors or json")] = "npz",
+) -> FileResponse:
+    if format not in WEIGHT_FORMATS:
+        raise invalid("format", f"must be one of {', '.join(WEIGHT_FORMATS)}")
+    attempt = _succeeded(state.jobs.get(tenant, job_id))
+    path = state.artifacts.weights_path(job_id, attempt, format)
+    if not path.exists():
+        raise NotFound("weights of job", job_id)
+    return FileResponse(path, media_type=export.MEDIA_TYPES[format], filename=f"{job_id}.{format}")
+
+
+@router.post("/{job_id}/predict", summary="Predict with the trained model", responses=responses(401, 404, 409, 422))
+def predict(job_id: str, body: PredictRequest, tenant: TenantDep, state: StateDep) -> PredictResponse:
+    attempt = _succeeded(state.jobs.get(tenant, job_id))
+    path = state.artifacts.weights_path(job_id, attempt, "npz")
+    model = state.cached_model(job_id, lambda: export.loads(path.read_bytes(), "npz"))
+    predictions = model.predict(body.inputs)
+    if model.head == "identity":
+        return PredictResponse(predictions=predictions, probabilities=None, classes=None)
+    return PredictResponse(
+        predictions=predictions,
+        probabilities=model.predict_proba(body.inputs).tolist(),
+        classes=model.metadata["classes"],
+    )

@@ -1,0 +1,1 @@
+"""Request and response models: the contract that ``/docs`` shows."""

@@ -1,0 +1,47 @@
+"""Dataset schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DatasetCreate(BaseModel):
+    """A small dataset sent as JSON (larger ones: multipart CSV or NPZ)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [{"name": "xor", "features": [[0, 0], [0, 1], [1, 0], [1, 1]], "target": ["a", "b", "b", "a"]}]
+        },
+    )
+
+    name: str = Field(..., min_length=1, max_length=200)
+    features: list[list[Any]] = Field(..., description="Rows of numbers, all of one length.")
+    target: list[Any] = Field(..., description="One number or label per row.")
+    feature_names: list[str] | None = None
+    target_name: str | None = Field(None, max_length=200)
+
+
+class DatasetPublic(BaseModel):
+    """A built-in or uploaded dataset."""
+
+    id: str = Field(examples=["ds_0f3c…", "iris"])
+    name: str
+    source: str = Field(description="builtin or upload")
+    n_samples: int
+    n_features: int
+    task: str | None = Field(description="Task guess: classification or regression.")
+    classes: list[Any] | None = None
+    feature_names: list[str]
+    target_name: str
+    description: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    created_at: str | None = None
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetPublic]

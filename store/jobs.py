@@ -1,0 +1,354 @@
+"""Job records, metrics and status transitions in Redis.
+
+Layout (every key under the ``trainapi:`` prefix):
+
+- ``job:{id}`` hash: the record. Scalars as strings, structures as JSON.
+- ``job:{id}:metrics`` list: one JSON record per epoch, in epoch order.
+- ``jobs:{tenant}`` sorted set: the tenant's job ids by creation sequence.
+- ``active:{tenant}`` set: the tenant's queued and running jobs (the quota).
+- ``idem:{tenant}:{key}``: the job an ``Idempotency-Key`` created (24 h).
+
+The record in Redis, not Celery's broker, is the truth about a job. Each
+attempt a worker makes gets a fresh token; the writes of a running job
+(metrics, finish) are Lua scripts that first check the token, so an attempt
+that lost its lease can no longer change anything, and the metrics list takes
+epoch ``e`` only when it holds exactly ``e - 1`` records, so a retried epoch
+is never recorded twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
+from store.redis import key
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running", "cancelling")
+STATUSES = ("queued", "running", "cancelling", *TERMINAL)
+IDEMPOTENCY_TTL = 24 * 3600
+_JSON_FIELDS = ("spec", "dataset", "error", "latest", "best", "test_metrics", "tags", "checkpoint")
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# KEYS: job, active set. ARGV: token, now_iso, lease_expires, max_attempts, now_epoch.
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {'terminal', status} end
+if status == 'cancelling' or redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
+  redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+  return {'cancelled'}
+end
+if status == 'running' then
+  local expires = tonumber(redis.call('HGET', KEYS[1], 'lease_expires') or '0')
+  if expires > tonumber(ARGV[5]) then return {'leased'} end
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+if attempt > tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'lease_token', '',
+    'attempt', attempt - 1,
+    'error', cjson.encode({type='attempts_exhausted',
+      message='the job was interrupted ' .. (attempt - 1) .. ' times; giving up after max_attempts'}))
+  redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+  return {'exhausted'}
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'lease_token', ARGV[1], 'lease_expires', ARGV[3])
+if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
+return {'ok', tostring(attempt)}
+"""
+
+# KEYS: job, metrics. ARGV: token, epoch, record json, lease_expires, best json or '', checkpoint json or ''.
+_APPEND_METRIC = """
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+local epoch = tonumber(ARGV[2])
+local n = redis.call('LLEN', KEYS[2])
+if n >= epoch then
+  redis.call('HSET', KEYS[1], 'lease_expires', ARGV[4])
+  return 0
+end
+if n ~= epoch - 1 then return -2 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'latest', ARGV[3], 'epochs_done', epoch, 'lease_expires', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'best', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'checkpoint', ARGV[6]) end
+return 1
+"""
+
+# KEYS: job. ARGV: token, lease_expires.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'lease_expires', ARGV[2])
+return 1
+"""
+
+# KEYS: job, active set. ARGV: token, job id, then field/value pairs.
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'lease_token', '')
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: job, active set. ARGV: now_iso, job id. Returns the resulting status.
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return '' end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1], 'cancel_requested', '1')
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 'cancelled'
+end
+if status == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelling', 'cancel_requested', '1')
+  return 'cancelling'
+end
+return status
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of a worker's attempt to start a job: ``ok`` with the attempt, or why not."""
+
+    outcome: str  # ok | missing | terminal | cancelled | leased | exhausted
+    attempt: int = 0
+    token: str = ""
+
+
+class JobStore:
+    """Job records of every tenant; every read and write names the tenant or the attempt's token."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        # redis-py's return types are unions of every reply shape; replies here are str.
+        self.r: Any = client
+        self._claim = client.register_script(_CLAIM)
+        self._append = client.register_script(_APPEND_METRIC)
+        self._renew = client.register_script(_RENEW)
+        self._finish = client.register_script(_FINISH)
+        self._cancel = client.register_script(_CANCEL)
+
+    # -- API side ------------------------------------------------------------
+
+    def create(
+        self,
+        tenant: str,
+        spec: dict[str, Any],
+        dataset: dict[str, Any],
+        *,
+        max_active: int,
+        idempotency_key: str | None = None,
+        sweep_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a queued job; returns ``(record, created)``.
+
+        With an ``idempotency_key`` already used by this tenant the earlier job
+        is returned and ``created`` is False.
+        """
+        job_id = "job_" + uuid.uuid4().hex
+        idem = key("idem", tenant, idempotency_key) if idempotency_key else None
+        if idem is not None and not self.r.set(idem, job_id, nx=True, ex=IDEMPOTENCY_TTL):
+            existing = self.r.get(idem)
+            if existing:
+                return self.get(tenant, existing), False
+        active = key("active", tenant)
+        if self.r.scard(active) >= max_active:
+            if idem is not None:
+                self.r.delete(idem)
+            raise QuotaExceeded(max_active, retry_after=30)
+        seq = self.r.incr(key("seq"))
+        record = {
+            "id": job_id,
+            "tenant": tenant,
+            "name": spec.get("name") or job_id,
+            "status": "queued",
+            "created_at": now_iso(),
+            "attempt": 0,
+            "epochs_done": 0,
+            "seq": seq,
+            "sweep_id": sweep_id or "",
+            "spec": json.dumps(spec),
+            "dataset": json.dumps(dataset),
+            "tags": json.dumps(spec.get("tags", {})),
+        }
+        pipe = self.r.pipeline()
+        pipe.hset(key("job", job_id), mapping=record)
+        pipe.zadd(key("jobs", tenant), {job_id: seq})
+        pipe.sadd(active, job_id)
+        pipe.execute()
+        return self._decode(record), True
+
+    def get(self, tenant: str, job_id: str) -> dict[str, Any]:
+        """The record, or NotFound (also when it belongs to another tenant)."""
+        raw = self.r.hgetall(key("job", job_id)) if _plausible_id(job_id) else {}
+        if not raw or raw.get("tenant") != tenant:
+            raise NotFound("job", job_id)
+        return self._decode(raw)
+
+    def list(
+        self, tenant: str, *, status: str | None = None, limit: int = 50, cursor: int | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], int | None]:
+        """Newest first; ``cursor`` continues after the last job of the previous page."""
+        top = f"({cursor}" if cursor is not None else "+inf"
+        out: builtins.list[dict[str, Any]] = []
+        next_cursor: int | None = None
+        while len(out) < limit:
+            ids = self.r.zrevrangebyscore(key("jobs", tenant), top, "-inf", start=0, num=limit * 2, withscores=True)
+            if not ids:
+                break
+            pipe = self.r.pipeline()
+            for job_id, _ in ids:
+                pipe.hgetall(key("job", job_id))
+            for (_job_id, score), raw in zip(ids, pipe.execute(), strict=True):
+                top = f"({int(score)}"
+                if raw and (status is None or raw.get("status") == status):
+                    out.append(self._decode(raw))
+                    if len(out) == limit:
+                        next_cursor = int(score)
+                        break
+        if next_cursor is not None and not self.r.zrevrangebyscore(
+            key("jobs", tenant), f"({next_cursor}", "-inf", start=0, num=1
+        ):
+            next_cursor = None
+        return out, next_cursor
+
+    def metrics(self, tenant: str, job_id: str, since_epoch: int = 0) -> builtins.list[dict[str, Any]]:
+        """Metrics records of epochs after ``since_epoch``."""
+        self.get(tenant, job_id)
+        return [json.loads(item) for item in self.r.lrange(key("job", job_id, "metrics"), since_epoch, -1)]
+
+    def request_cancel(self, tenant: str, job_id: str) -> str:
+        """Cancel a queued job now, or ask the running attempt to stop; returns the new status."""
+        self.get(tenant, job_id)
+        status = str(self._cancel(keys=[key("job", job_id), key("active", tenant)], args=[now_iso(), job_id]))
+        if status in TERMINAL and status != "cancelled":
+            raise Conflict(f"the job already {status}")
+        return status
+
+    def delete(self, tenant: str, job_id: str) -> None:
+        """Remove a finished job's record and metrics (the caller removes its files)."""
+        record = self.get(tenant, job_id)
+        if record["status"] not in TERMINAL:
+            raise Conflict(f"the job is {record['status']}; cancel it first")
+        pipe = self.r.pipeline()
+        pipe.delete(key("job", job_id), key("job", job_id, "metrics"))
+        pipe.zrem(key("jobs", tenant), job_id)
+        pipe.srem(key("active", tenant), job_id)
+        pipe.execute()
+
+    def discard(self, tenant: str, job_id: str, idempotency_key: str | None) -> None:
+        """Undo :meth:`create` for a job that could not be queued."""
+        pipe = self.r.pipeline()
+        pipe.delete(key("job", job_id))
+        pipe.zrem(key("jobs", tenant), job_id)
+        pipe.srem(key("active", tenant), job_id)
+        if idempotency_key:
+            pipe.delete(key("idem", tenant, idempotency_key))
+        pipe.execute()
+
+    # -- worker side ---------------------------------------------------------
+
+    def load(self, job_id: str) -> dict[str, Any] | None:
+        """The record by id alone, for the worker that was handed the id."""
+        raw = self.r.hgetall(key("job", job_id))
+        return self._decode(raw) if raw else None
+
+    def claim(self, job_id: str, tenant: str, *, lease_seconds: float, max_attempts: int) -> Claim:
+        """Start a new attempt: running, attempt + 1, a fresh token, a lease."""
+        token = uuid.uuid4().hex
+        now = time.time()
+        result = self._claim(
+            keys=[key("job", job_id), key("active", tenant)],
+            args=[token, now_iso(), now + lease_seconds, max_attempts, now],
+        )
+        outcome = str(result[0])
+        if outcome == "ok":
+            return Claim("ok", int(result[1]), token)
+        return Claim(outcome)
+
+    def append_metric(
+        self,
+        job_id: str,
+        token: str,
+        record: dict[str, Any],
+        *,
+        lease_seconds: float,
+        best: dict[str, Any] | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record one epoch, the best epoch so far and where its checkpoint lies, in one step.
+
+        Returns False when the epoch was already recorded. Raises StaleAttempt.
+        """
+        result = self._append(
+            keys=[key("job", job_id), key("job", job_id, "metrics")],
+            args=[
+                token,
+                record["epoch"],
+                json.dumps(record),
+                time.time() + lease_seconds,
+                json.dumps(best) if best else "",
+                json.dumps(checkpoint) if checkpoint else "",
+            ],
+        )
+        if result == -1:
+            raise StaleAttempt(f"attempt no longer owns job {job_id}")
+        if result == -2:
+            raise StaleAttempt(f"epoch {record['epoch']} of job {job_id} does not follow the recorded ones")
+        return bool(result == 1)
+
+    def renew(self, job_id: str, token: str, *, lease_seconds: float) -> None:
+        """Extend the lease; raises StaleAttempt when the attempt lost the job."""
+        if self._renew(keys=[key("job", job_id)], args=[token, time.time() + lease_seconds]) == -1:
+            raise StaleAttempt(f"attempt no longer owns job {job_id}")
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.r.hget(key("job", job_id), "cancel_requested") == "1"
+
+    def finish(self, job_id: str, tenant: str, token: str, status: str, **fields: Any) -> None:
+        """Set a terminal status and fields (structures as JSON); raises StaleAttempt."""
+        values: dict[str, Any] = {"status": status, "finished_at": now_iso(), **fields}
+        args: builtins.list[Any] = [token, job_id]
+        for name, value in values.items():
+            args += [name, json.dumps(value) if name in _JSON_FIELDS else _scalar(value)]
+        if self._finish(keys=[key("job", job_id), key("active", tenant)], args=args) == -1:
+            raise StaleAttempt(f"attempt no longer owns job {job_id}")
+
+    # -- decoding ------------------------------------------------------------
+
+    @staticmethod
+    def _decode(raw: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = dict(raw)
+        for name in _JSON_FIELDS:
+            value = out.get(name)
+            out[name] = json.loads(value) if isinstance(value, str) and value else None
+        for name in ("attempt", "epochs_done", "seq"):
+            out[name] = int(out.get(name) or 0)
+        out["stopped_early"] = out.get("stopped_early") == "1"
+        out["sweep_id"] = out.get("sweep_id") or None
+        out["cancel_requested"] = out.get("cancel_requested") == "1"
+        return out
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _plausible_id(ident: str) -> bool:
+    return ident.startswith("job_") and len(ident) == 36 and ident[4:].isalnum()

@@ -1,0 +1,23 @@
+"""Redis connections and key names."""
+
+from __future__ import annotations
+
+import redis
+
+PREFIX = "trainapi"
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that returns ``str`` and fails fast when Redis is down."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=2.0,
+        socket_timeout=10.0,
+        health_check_interval=30,
+    )
+
+
+def key(*parts: str) -> str:
+    """``trainapi:part:part…`` — every key the service writes starts with the prefix."""
+    return ":".join((PREFIX, *parts))

@@ -1,0 +1,1 @@
+"""trainapi: the command line (`trainapi serve|api|worker|keys`) and the settings every process reads."""

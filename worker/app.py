@@ -1,0 +1,43 @@
+"""The worker's Celery app, configured in one place.
+
+``celery -A worker.app worker`` (or ``trainapi worker``) runs it. Settings are
+read here, at the edge of the worker process.
+"""
+
+from __future__ import annotations
+
+from celery import signals
+
+from store.queue import celery_app
+from trainapi.settings import Settings
+
+settings = Settings()
+if not settings.redis_url:
+    raise SystemExit("TRAINAPI_REDIS_URL is not set; `trainapi serve` sets it for the workers it starts")
+
+app = celery_app(settings.redis_url, max_runtime_seconds=settings.max_runtime_seconds)
+app.conf.update(
+    include=["worker.tasks"],
+    # At-least-once delivery: acknowledge after the task, give a killed child's
+    # job back to the queue, take one message at a time.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_concurrency=settings.worker_concurrency,
+    worker_hijack_root_logger=False,
+    worker_send_task_events=False,
+)
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender: object = None, **_: object) -> None:
+    from worker.heartbeat import start
+
+    start(settings, getattr(sender, "hostname", None) or "worker")
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(sender: object = None, **_: object) -> None:
+    from worker.heartbeat import stop
+
+    stop()

@@ -1,0 +1,214 @@
+"""Run one attempt of a job: claim it, train with the engine, record every epoch, export.
+
+The Celery task hands a job id to :meth:`JobRunner.run`; everything the job
+needs is read back from the store. Each epoch the runner writes a checkpoint
+file into this attempt's directory, then records the epoch's metrics together
+with a pointer to that checkpoint in one fenced Redis step; a later attempt
+resumes from the pointer, so the metrics list and the checkpoint always agree
+and no epoch is recorded twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+import engine
+from engine import export
+from store.artifacts import WEIGHT_FORMATS, Artifacts, write_atomic
+from store.datasets import DatasetStore
+from store.errors import NotFound, StaleAttempt
+from store.jobs import Claim, JobStore
+from store.jobspec import JobSpec
+from trainapi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How often, at most, a running job asks Redis whether it was cancelled.
+CANCEL_POLL_SECONDS = 0.2
+
+
+@dataclass
+class Outcome:
+    """What an attempt ended with: a job status, or why it did not run."""
+
+    status: str  # succeeded | failed | cancelled | stale | leased | missing | terminal | exhausted
+    detail: str = ""
+
+
+class JobRunner:
+    """Runs jobs against one store and data directory."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.jobs = JobStore(client)
+        self.artifacts = Artifacts(settings.data_dir)
+        self.datasets = DatasetStore(client, self.artifacts)
+
+    def run(self, job_id: str) -> Outcome:
+        """One attempt at ``job_id``; safe to call again for the same job (idempotent)."""
+        record = self.jobs.load(job_id)
+        if record is None:
+            return Outcome("missing")
+        claim = self.jobs.claim(
+            job_id,
+            record["tenant"],
+            lease_seconds=self.settings.lease_seconds,
+            max_attempts=self.settings.max_attempts,
+        )
+        if claim.outcome != "ok":
+            return Outcome(claim.outcome)
+        log.info("job %s: attempt %d started", job_id, claim.attempt)
+        try:
+            return self._train(record, claim)
+        except StaleAttempt as exc:
+            log.warning("job %s: attempt %d lost the job: %s", job_id, claim.attempt, exc)
+            return Outcome("stale", str(exc))
+
+    def _train(self, record: dict[str, Any], claim: Claim) -> Outcome:
+        job_id, tenant = record["id"], record["tenant"]
+        try:
+            job = JobSpec.model_validate(record["spec"])
+            spec = job.engine_spec()
+            dataset = self._dataset(tenant, job)
+        except (engine.EngineError, NotFound, ValueError) as exc:
+            return self._fail(record, claim, exc)
+
+        resume = self._checkpoint(record)
+        progress = _Progress(self, record, claim)
+        try:
+            result = engine.train(
+                spec, dataset, on_epoch=progress.on_epoch, should_stop=progress.should_stop, resume_from=resume
+            )
+            stop_reason = result.stop_reason
+        except engine.TrainingStopped as exc:
+            if exc.reason not in ("cancelled", "stale"):
+                return self._fail(record, claim, exc)
+            stop_reason = exc.reason
+        except engine.EngineError as exc:
+            return self._fail(record, claim, exc)
+        if progress.stale is not None:
+            raise progress.stale
+        if stop_reason == "cancelled":
+            self.jobs.finish(job_id, tenant, claim.token, "cancelled")
+            return Outcome("cancelled")
+
+        model = export.to_model(result)
+        for fmt in WEIGHT_FORMATS:
+            write_atomic(self.artifacts.weights_path(job_id, claim.attempt, fmt), export.dumps(model, fmt))
+        self.jobs.finish(
+            job_id,
+            tenant,
+            claim.token,
+            "succeeded",
+            weights_attempt=claim.attempt,
+            latest=result.final_metrics,
+            best=progress.best(result.best_epoch, result.history),
+            best_epoch=result.best_epoch or "",
+            stopped_early=result.stopped_early,
+            stop_reason=result.stop_reason or "",
+            test_metrics=result.test_metrics,
+        )
+        self._prune_checkpoints(job_id)
+        log.info("job %s: succeeded after %d epochs", job_id, len(result.history))
+        return Outcome("succeeded")
+
+    def _dataset(self, tenant: str, job: JobSpec) -> engine.Dataset:
+        if job.dataset in engine.BUILTIN_DATASETS:
+            # Synthetic built-ins are drawn with seed 0: one fixed dataset, whatever the training seed.
+            dataset = engine.load_builtin(job.dataset, seed=0)
+        else:
+            info = self.datasets.get(tenant, job.dataset)
+            X, y, names = self.datasets.load_arrays(job.dataset)
+            dataset = engine.Dataset(info["name"], X, y, names, info["target_name"], None, "uploaded")
+        return dataset.with_target(job.target) if job.target else dataset
+
+    def _checkpoint(self, record: dict[str, Any]) -> bytes | None:
+        pointer = record.get("checkpoint")
+        if not pointer:
+            return None
+        path = self.artifacts.checkpoint_path(record["id"], pointer["attempt"], pointer["epoch"])
+        return path.read_bytes() if path.exists() else None
+
+    def _fail(self, record: dict[str, Any], claim: Claim, exc: Exception) -> Outcome:
+        kind = {
+            "DivergenceError": "diverged",
+            "DatasetError": "invalid_dataset",
+            "ConfigError": "invalid_spec",
+            "NotFound": "dataset_not_found",
+            "TrainingStopped": "time_limit",
+        }.get(type(exc).__name__, "training_error")
+        message = str(exc)
+        error = {"type": kind, "message": message}
+        self.jobs.finish(record["id"], record["tenant"], claim.token, "failed", error=error)
+        log.info("job %s: failed (%s): %s", record["id"], kind, message)
+        return Outcome("failed", message)
+
+    def _prune_checkpoints(self, job_id: str) -> None:
+        for path in self.artifacts.job_dir(job_id).glob("attempt-*/checkpoint-*.npz"):
+            path.unlink(missing_ok=True)
+
+
+class _Progress:
+    """The engine callbacks of one attempt: record epochs, poll for cancellation, keep the lease."""
+
+    def __init__(self, runner: JobRunner, record: dict[str, Any], claim: Claim) -> None:
+        self.runner = runner
+        self.job_id = record["id"]
+        self.claim = claim
+        self.stale: StaleAttempt | None = None
+        self._next_poll = 0.0
+        self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
+        self._previous: int | None = (record.get("checkpoint") or {}).get("epoch")
+        self._previous_attempt: int | None = (record.get("checkpoint") or {}).get("attempt")
+
+    def on_epoch(self, metrics: dict[str, Any], trainer: engine.Trainer) -> None:
+        runner, epoch = self.runner, metrics["epoch"]
+        path = runner.artifacts.checkpoint_path(self.job_id, self.claim.attempt, epoch)
+        write_atomic(path, trainer.checkpoint())
+        best = self.best(trainer.early.best_epoch, trainer.history)
+        try:
+            runner.jobs.append_metric(
+                self.job_id,
+                self.claim.token,
+                metrics,
+                lease_seconds=runner.settings.lease_seconds,
+                best=best,
+                checkpoint={"attempt": self.claim.attempt, "epoch": epoch},
+            )
+        except StaleAttempt as exc:
+            self.stale = exc
+            return
+        self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
+        if self._previous is not None and self._previous_attempt is not None:
+            runner.artifacts.checkpoint_path(self.job_id, self._previous_attempt, self._previous).unlink(
+                missing_ok=True
+            )
+        self._previous, self._previous_attempt = epoch, self.claim.attempt
+
+    def should_stop(self) -> str | None:
+        if self.stale is not None:
+            return "stale"
+        now = time.monotonic()
+        if now >= self._next_renew:
+            try:
+                self.runner.jobs.renew(self.job_id, self.claim.token, lease_seconds=self.runner.settings.lease_seconds)
+            except StaleAttempt as exc:
+                self.stale = exc
+                return "stale"
+            self._next_renew = now + self.runner.settings.lease_seconds / 3
+        if now >= self._next_poll:
+            self._next_poll = now + CANCEL_POLL_SECONDS
+            if self.runner.jobs.cancel_requested(self.job_id):
+                return "cancelled"
+        return None
+
+    @staticmethod
+    def best(best_epoch: int | None, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if best_epoch is None or best_epoch < 1 or best_epoch > len(history):
+            return None
+        return dict(history[best_epoch - 1])

@@ -73,6 +73,12 @@ class SGD(Optimizer):
         if momentum:
             self.state["velocity"] = np.zeros(size, dtype=dtype)
 
+    def l1_threshold(self, lr: float, l1: float) -> float:
+        # With momentum the velocity settles at g / (1 - momentum), so the effective
+        # step is lr / (1 - momentum); thresholding with the same step makes the
+        # fixed point the exact lasso / elastic-net solution.
+        return lr * l1 / (1.0 - self.momentum)
+
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
         if not self.momentum:

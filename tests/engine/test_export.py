@@ -27,32 +27,8 @@ def _train(case: str):
     return data, train(spec, data)
 
 
-def numpy_forward(tensors: dict[str, np.ndarray], metadata: dict) -> tuple[list, np.ndarray | None]:
-    """The README's recipe: predictions from a download with nothing but NumPy."""
-
-    def run(X: np.ndarray):
-        a = np.asarray(X, dtype=np.float64)
-        n_layers = len(metadata["layer_sizes"]) - 1
-        for i in range(n_layers):
-            a = a @ tensors[f"layers.{i}.weight"].astype(np.float64).T + tensors[f"layers.{i}.bias"]
-            if i < n_layers - 1:
-                act = metadata["activation"]
-                a = np.maximum(a, 0) if act == "relu" else np.tanh(a) if act == "tanh" else 1 / (1 + np.exp(-a))
-        head, classes = metadata["output_head"], metadata["classes"]
-        if head == "identity":
-            return list(a[:, 0]), None
-        if head == "sigmoid":
-            p1 = 1 / (1 + np.exp(-a[:, 0]))
-            return [classes[int(z > 0)] for z in a[:, 0]], np.stack([1 - p1, p1], axis=1)
-        e = np.exp(a - a.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        return [classes[i] for i in p.argmax(axis=1)], p
-
-    return run  # type: ignore[return-value]
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_every_format_reproduces_predict_with_numpy_alone(case):
+def test_every_format_reproduces_predict_with_numpy_alone(case, reference_forward):
     data, result = _train(case)
     model = export.to_model(result)
     X = data.X[:50]
@@ -71,7 +47,7 @@ def test_every_format_reproduces_predict_with_numpy_alone(case):
             doc = json.loads(blob)
             metadata = doc["metadata"]
             tensors = {k: np.asarray(t["data"], dtype=t["dtype"]) for k, t in doc["tensors"].items()}
-        predictions, proba = numpy_forward(tensors, metadata)(X)
+        predictions, proba = reference_forward(tensors, metadata)(X)
         if metadata["task"] == "regression":
             np.testing.assert_allclose(predictions, expected, rtol=1e-6)
         else:

@@ -1,0 +1,407 @@
+"""Upload parsing: good CSV / NPZ / JSON become arrays; bad ones a ParseError saying what and where."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from api import parsing
+from api.parsing import (
+    ParsedDataset,
+    ParseError,
+    distinct_labels,
+    parse_csv,
+    parse_json,
+    parse_npz,
+    parse_upload,
+)
+
+
+def npz(compressed: bool = False, **arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def upload(data: bytes, filename: str | None = None, content_type: str | None = None, target: str | None = None):
+    return lambda: parse_upload(data, filename=filename, content_type=content_type, target=target)
+
+
+GOOD_NPZ = npz(X=np.arange(6.0).reshape(3, 2), y=np.array([0.5, 1.5, 2.5]))
+
+
+# --------------------------------------------------------------------------- good inputs
+
+
+def test_csv_numeric_target_defaults_to_last_column():
+    parsed = parse_csv(b"a,b,price\n1,2,3.5\n4,5e-1,-6\n")
+    assert isinstance(parsed, ParsedDataset)
+    assert parsed.X.dtype == np.float64 and parsed.X.shape == (2, 2)
+    np.testing.assert_array_equal(parsed.X, [[1, 2], [4, 0.5]])
+    assert parsed.y.dtype == np.float64
+    np.testing.assert_array_equal(parsed.y, [3.5, -6])
+    assert parsed.feature_names == ("a", "b")
+    assert parsed.target_name == "price"
+
+
+def test_csv_string_labels_are_stripped_unicode_not_object():
+    parsed = parse_csv(b"a,b,species\n1,2, setosa\n3,4,virginica \n5,6,1\n")
+    assert parsed.y.dtype.kind == "U"
+    assert parsed.y.tolist() == ["setosa", "virginica", "1"]
+    assert distinct_labels(parsed.y) == 3
+
+
+def test_csv_target_in_the_middle():
+    parsed = parse_csv(b"a, label ,b\n1,cat,2\n3,dog,4\n", target="label")
+    np.testing.assert_array_equal(parsed.X, [[1, 2], [3, 4]])
+    assert parsed.y.tolist() == ["cat", "dog"]
+    assert parsed.feature_names == ("a", "b")
+    assert parsed.target_name == "label"
+
+
+def test_csv_bom_crlf_quotes_whitespace_and_trailing_blank_lines():
+    data = b'\xef\xbb\xbfa,b,y\r\n 1 ,"2",0\r\n3,4,1\r\n\r\n\n  \n'
+    parsed = parse_csv(data)
+    assert parsed.feature_names == ("a", "b")
+    np.testing.assert_array_equal(parsed.X, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(parsed.y, [0, 1])
+
+
+def test_csv_large_file_is_fast_and_exact():
+    # 100,000 rows x 51 columns (~48 MB): 1,000 random rows repeated, so building the input is quick.
+    rng = np.random.default_rng(0)
+    block = rng.normal(size=(1_000, 51)).round(6)
+    text = io.StringIO()
+    csv.writer(text).writerows(block.tolist())
+    data = (",".join(f"c{i}" for i in range(51)) + "\n" + text.getvalue() * 100).encode()
+    start = time.perf_counter()
+    parsed = parse_csv(data)
+    elapsed = time.perf_counter() - start
+    values = np.tile(block, (100, 1))
+    np.testing.assert_array_equal(parsed.X, values[:, :50])
+    np.testing.assert_array_equal(parsed.y, values[:, 50])
+    assert parsed.feature_names[-1] == "c49" and parsed.target_name == "c50"
+    assert elapsed < 10  # ~1 s on an idle machine; generous for loaded CI runners
+
+
+def test_csv_error_in_a_late_chunk_names_the_right_row():
+    rows = "\n".join(f"{i},{i}" for i in range(20_000))
+    with pytest.raises(ParseError) as info:
+        parse_csv(f"a,y\n{rows}\nx,1\n".encode())
+    assert "row 20001 (line 20002)" in info.value.detail
+
+
+def test_csv_earliest_error_wins_over_a_later_ragged_row():
+    with pytest.raises(ParseError) as info:
+        parse_csv(b"a,b,y\n1,2,3\n1,oops,3\n1,2\n")
+    assert "non-numeric" in info.value.detail and "row 2" in info.value.detail
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_good(compressed: bool):
+    data = npz(
+        compressed,
+        X=np.array([[1, 2], [3, 4], [5, 6]], dtype=np.int32),
+        y=np.array([b"a", b"b ", b"a"]),
+        feature_names=np.array(["width", "height"]),
+    )
+    parsed = parse_upload(data, filename="d.npz", content_type="application/octet-stream", target=None)
+    assert parsed.X.dtype == np.float64 and parsed.X.shape == (3, 2)
+    assert parsed.y.dtype.kind == "U" and parsed.y.tolist() == ["a", "b", "a"]
+    assert parsed.feature_names == ("width", "height")
+    assert parsed.target_name == "target"
+    assert distinct_labels(parsed.y) == 2
+
+
+def test_npz_defaults_and_sniffing_without_name_or_type():
+    parsed = parse_upload(GOOD_NPZ, filename=None, content_type=None, target=None)
+    assert parsed.feature_names == ("x0", "x1")
+    assert parsed.y.dtype == np.float64
+    assert distinct_labels(parsed.y) == 3
+
+
+def test_json_good_numeric_and_labels():
+    parsed = parse_json([[1, 2.5], [3, 4]], [1, 2.5], feature_names=["a", "b"])
+    assert parsed.X.dtype == np.float64 and parsed.X.shape == (2, 2)
+    assert parsed.y.dtype == np.float64
+    assert parsed.feature_names == ("a", "b") and parsed.target_name == "target"
+    labels = parse_json([[0, 0], [0, 1]], ["no", "yes"])
+    assert labels.y.dtype.kind == "U" and labels.y.tolist() == ["no", "yes"]
+    assert labels.feature_names == ("x0", "x1")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename"),
+    [
+        ("text/csv", None),
+        ("application/csv", "data"),
+        ("application/vnd.ms-excel", "data.csv"),
+        ("text/csv; charset=utf-8", None),
+        ("application/octet-stream", "DATA.CSV"),
+        (None, "data.csv"),
+    ],
+)
+def test_upload_dispatches_csv(content_type: str | None, filename: str | None):
+    parsed = parse_upload(b"a,y\n1,2\n", filename=filename, content_type=content_type, target="y")
+    assert parsed.target_name == "y"
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+BAD_CSV = b"a,b,y\n1,2,3\n"
+
+CASES: list[tuple[str, Callable[[], object], int, str | None, tuple[str, ...]]] = [
+    # id, call, status, field, words the detail must contain
+    ("csv-nan", lambda: parse_csv(b"a,b,y\n1,2,3\n4,nan,6\n"), 422, "file", ("NaN or Inf", "row 2 (line 3)", "'b'")),
+    ("csv-inf", lambda: parse_csv(b"a,b,y\n1,-INF,3\n"), 422, "file", ("NaN or Inf", "row 1 (line 2)", "'b'")),
+    ("csv-infinity", lambda: parse_csv(b"a,b,y\n1,2,3\nInfinity,2,3\n"), 422, "file", ("NaN or Inf", "'a'")),
+    ("csv-overflow", lambda: parse_csv(b"a,b,y\n1,1e999,3\n"), 422, "file", ("NaN or Inf", "'b'")),
+    ("csv-target-nan", lambda: parse_csv(b"a,y\n1,2\n3,nan\n"), 422, "file", ("NaN or Inf", "row 2", "'y'")),
+    (
+        "csv-ragged",
+        lambda: parse_csv(b"a,b,y\n1,2,3\n1,2\n"),
+        422,
+        "file",
+        ("row 2 (line 3)", "2 fields", "expected 3"),
+    ),
+    ("csv-ragged-long", lambda: parse_csv(b"a,b,y\n1,2,3,4\n"), 422, "file", ("row 1", "4 fields")),
+    ("csv-text", lambda: parse_csv(b"a,b,y\n1,2,3\n5,abc,6\n"), 422, "file", ("non-numeric", "'abc'", "row 2", "'b'")),
+    ("csv-empty-cell", lambda: parse_csv(b"a,b,y\n1,,3\n"), 422, "file", ("empty value", "row 1", "'b'")),
+    ("csv-empty-target", lambda: parse_csv(b"a,b,y\n1,2,3\n1,2, \n"), 422, "file", ("empty target", "row 2")),
+    ("csv-empty-file", lambda: parse_csv(b""), 422, "file", ("the file is empty",)),
+    ("csv-blank-file", lambda: parse_csv(b"\xef\xbb\xbf \n\n"), 422, "file", ("the file is empty",)),
+    ("csv-header-only", lambda: parse_csv(b"a,b,y\n\n"), 422, "file", ("no data rows",)),
+    ("csv-one-column", lambda: parse_csv(b"y\n1\n"), 422, "file", ("single column", "feature")),
+    ("csv-semicolons", lambda: parse_csv(b"a;b;y\n1;2;3\n"), 422, "file", ("single column", "';'")),
+    ("csv-unknown-target", lambda: parse_csv(BAD_CSV, "price"), 422, "target", ("'price'", "'a'", "'b'", "'y'")),
+    ("csv-duplicate", lambda: parse_csv(b"a,b,a\n1,2,3\n"), 422, "file", ("duplicate", "'a'")),
+    ("csv-empty-name", lambda: parse_csv(b"a,,y\n1,2,3\n"), 422, "file", ("column 2", "empty name")),
+    ("csv-bad-quote", lambda: parse_csv(b'a,b,y\n1,"2,3\n'), 422, "file", ("malformed CSV", "line")),
+    ("csv-latin1", lambda: parse_csv(b"a,b,y\n1,2,caf\xe9\n"), 422, "file", ("UTF-8", "line 2")),
+    ("csv-utf16", lambda: parse_csv("a,y\n1,2\n".encode("utf-16")), 422, "file", ("UTF-16",)),
+    ("csv-max-rows", lambda: parse_csv(b"a,y\n1,2\n3,4\n5,6\n", max_rows=2), 413, "file", ("2", "rows")),
+    ("csv-max-cols", lambda: parse_csv(b"a,b,c,y\n1,2,3,4\n", max_columns=3), 413, "file", ("4", "columns", "3")),
+    (
+        "upload-pdf",
+        upload(b"%PDF-1.7", "a.pdf", "application/pdf"),
+        415,
+        "file",
+        ("application/pdf", "text/csv", "npz"),
+    ),
+    ("upload-txt", upload(BAD_CSV, "a.txt", "text/plain"), 415, "file", ("text/plain", "a.txt", "csv")),
+    ("upload-none", upload(BAD_CSV), 415, "file", ("no media type",)),
+    ("upload-octet-no-name", upload(BAD_CSV, None, "application/octet-stream"), 415, "file", ("octet-stream",)),
+    ("upload-xlsx", upload(b"PK\x03\x04...", "a.xlsx", "application/octet-stream"), 415, "file", ("CSV",)),
+    ("upload-npz-target", upload(GOOD_NPZ, "d.npz", None, "price"), 422, "target", ("y", "npz")),
+    (
+        "npz-object",
+        lambda: parse_npz(npz(X=np.array([[1, "a"], [2, None]], dtype=object), y=np.array([1, 2]))),
+        422,
+        "file",
+        ("object arrays are not allowed", "'X'"),
+    ),
+    (
+        "npz-object-y",
+        lambda: parse_npz(npz(X=np.ones((2, 1)), y=np.array(["a", 1], dtype=object))),
+        422,
+        "file",
+        ("object arrays are not allowed", "'y'"),
+    ),
+    ("npz-missing-y", lambda: parse_npz(npz(X=np.ones((2, 2)))), 422, "file", ("no array y", "found: X")),
+    (
+        "npz-lengths",
+        lambda: parse_npz(npz(X=np.ones((3, 2)), y=np.ones(2))),
+        422,
+        "file",
+        ("3 rows", "y has 2"),
+    ),
+    ("npz-X-1d", lambda: parse_npz(npz(X=np.ones(3), y=np.ones(3))), 422, "file", ("X must be 2-D", "(3,)")),
+    ("npz-y-2d", lambda: parse_npz(npz(X=np.ones((3, 1)), y=np.ones((3, 1)))), 422, "file", ("1-D", "ravel")),
+    (
+        "npz-nan",
+        lambda: parse_npz(npz(X=np.array([[1.0, 2.0], [3.0, np.inf]]), y=np.ones(2))),
+        422,
+        "file",
+        ("NaN or Inf", "row 2", "column 2", "'x1'"),
+    ),
+    ("npz-y-nan", lambda: parse_npz(npz(X=np.ones((2, 1)), y=np.array([1, np.nan]))), 422, "file", ("y", "row 2")),
+    ("npz-complex", lambda: parse_npz(npz(X=np.ones((2, 1)) * 1j, y=np.ones(2))), 422, "file", ("complex",)),
+    ("npz-strings-X", lambda: parse_npz(npz(X=np.array([["1"]]), y=np.ones(1))), 422, "file", ("X must hold",)),
+    (
+        "npz-names-length",
+        lambda: parse_npz(npz(X=np.ones((1, 2)), y=np.ones(1), feature_names=np.array(["a"]))),
+        422,
+        "file",
+        ("feature_names", "(2,)"),
+    ),
+    (
+        "npz-names-duplicate",
+        lambda: parse_npz(npz(X=np.ones((1, 2)), y=np.ones(1), feature_names=np.array(["a", "a"]))),
+        422,
+        "file",
+        ("duplicate", "'a'"),
+    ),
+    ("npz-corrupt", lambda: parse_npz(b"this is not a zip"), 422, "file", ("not a valid .npz file",)),
+    ("npz-truncated", lambda: parse_npz(GOOD_NPZ[: len(GOOD_NPZ) // 2]), 422, "file", ("not a valid .npz file",)),
+    ("npz-empty", lambda: parse_npz(b""), 422, "file", ("empty",)),
+    ("npz-sniffed-corrupt", upload(b"PK\x03\x04garbage", "d.csv", "text/csv"), 422, "file", ("not a valid .npz",)),
+    ("npz-max-rows", lambda: parse_npz(GOOD_NPZ, max_rows=2), 413, "file", ("3 rows", "2")),
+    ("npz-max-cols", lambda: parse_npz(GOOD_NPZ, max_columns=1), 413, "file", ("2 columns", "1")),
+    (
+        "json-ragged",
+        lambda: parse_json([[1, 2], [3, 4], [5]], [1, 2, 3]),
+        422,
+        "features.2",
+        ("features[2] has 1 value, expected 2",),
+    ),
+    ("json-bool", lambda: parse_json([[1, 2], [3, True]], [1, 2]), 422, "features.1.1", ("features[1][1]", "boolean")),
+    ("json-none", lambda: parse_json([[None, 2]], [1]), 422, "features.0.0", ("features[0][0]", "null", "missing")),
+    ("json-nan", lambda: parse_json([[1, float("nan")]], [1]), 422, "features.0.1", ("features[0][1]", "NaN")),
+    ("json-string", lambda: parse_json([[1, "2"]], [1]), 422, "features.0.1", ("string", "'2'", "number")),
+    ("json-not-list", lambda: parse_json({"a": [1]}, [1]), 422, "features", ("list of rows", "object")),
+    ("json-empty", lambda: parse_json([], []), 422, "features", ("empty",)),
+    ("json-empty-row", lambda: parse_json([[]], [1]), 422, "features.0", ("features[0]", "empty")),
+    (
+        "json-target-length",
+        lambda: parse_json([[1], [2]], [1]),
+        422,
+        "target",
+        ("target has 1 value but features has 2 rows",),
+    ),
+    ("json-mixed", lambda: parse_json([[1], [2], [3]], [1, 2.5, "a"]), 422, "target.2", ("mixes", "target[2]")),
+    ("json-target-bool", lambda: parse_json([[1], [2]], [1, False]), 422, "target.1", ("target[1]", "boolean")),
+    ("json-target-none", lambda: parse_json([[1], [2]], ["a", None]), 422, "target.1", ("target[1]", "null")),
+    ("json-target-nan", lambda: parse_json([[1], [2]], [1, float("inf")]), 422, "target.1", ("target[1]", "NaN")),
+    ("json-target-blank", lambda: parse_json([[1], [2]], ["a", "  "]), 422, "target.1", ("target[1]", "empty")),
+    (
+        "json-names-length",
+        lambda: parse_json([[1, 2]], [1], feature_names=["a"]),
+        422,
+        "feature_names",
+        ("1 name but", "2 values"),
+    ),
+    (
+        "json-names-duplicate",
+        lambda: parse_json([[1, 2]], [1], feature_names=["a", "a"]),
+        422,
+        "feature_names.1",
+        ("repeats", "'a'"),
+    ),
+    ("json-names-type", lambda: parse_json([[1]], [1], feature_names=[3]), 422, "feature_names.0", ("string",)),
+    ("json-max-rows", lambda: parse_json([[1], [2]], [1, 2], max_rows=1), 413, "features", ("2 rows",)),
+    ("json-max-cols", lambda: parse_json([[1, 2]], [1], max_columns=1), 413, "features.0", ("2 values",)),
+]
+
+
+@pytest.mark.parametrize(("call", "status", "field", "words"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_a_parse_error(
+    call: Callable[[], object], status: int, field: str | None, words: tuple[str, ...]
+) -> None:
+    with pytest.raises(ParseError) as info:
+        call()
+    error = info.value
+    assert error.status == status, error.detail
+    assert error.field == field, error.detail
+    for word in words:
+        assert word in error.detail, f"{word!r} not in {error.detail!r}"
+    assert str(error) == error.detail
+
+
+def test_parse_error_defaults():
+    error = ParseError("bad")
+    assert (error.detail, error.status, error.field) == ("bad", 422, None)
+
+
+def test_npz_bad_crc_is_a_parse_error():
+    data = bytearray(npz(X=np.arange(40.0).reshape(20, 2), y=np.arange(20.0)))
+    data[200] ^= 0xFF  # inside X's array data (stored uncompressed): the CRC no longer matches
+    with pytest.raises(ParseError) as info:
+        parse_npz(bytes(data))
+    assert "not a valid .npz file" in info.value.detail
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**3), (10**4, 10)], ids=["8-GB-claim", "800-kB-claim"])
+def test_npz_lying_header_is_refused_before_allocating(shape: tuple[int, int]):
+    # The header claims far more data than the member holds; NumPy would allocate for the claim first.
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("X.npy", header.getvalue() + b"\0" * 16)
+        zf.writestr("y.npy", header.getvalue())
+    with pytest.raises(ParseError) as info:
+        parse_npz(buffer.getvalue())
+    assert info.value.status == 422
+    assert "truncated" in info.value.detail
+
+
+def test_npz_decompressed_size_limit(monkeypatch: pytest.MonkeyPatch):
+    # The upload limit bounds compressed bytes; a member's declared size is capped before reading it.
+    monkeypatch.setattr(parsing, "NPZ_MAX_UNCOMPRESSED_BYTES", 100)
+    with pytest.raises(ParseError) as info:
+        parse_npz(npz(True, X=np.zeros((100, 10)), y=np.zeros(100)))
+    assert info.value.status == 413
+    assert "uncompressed" in info.value.detail
+
+
+def zip_of(**members: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(f"{name}.npy", content)
+    return buffer.getvalue()
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mangle", [b"'<,1'", b"\x10", b"(((("], ids=["descr", "control-byte", "parens"])
+def test_npz_mangled_header_is_a_parse_error(mangle: bytes):
+    # NumPy evaluates the header as a Python literal: SyntaxError / TokenError must not escape.
+    good = npy(np.ones((2, 1)))
+    bad = good.replace(b"'<f8'" if mangle.startswith(b"'") else b"(", mangle, 1)
+    with pytest.raises(ParseError) as info:
+        parse_npz(zip_of(X=bad, y=npy(np.ones(2))))
+    assert "'X'" in info.value.detail
+
+
+def test_npz_invalid_code_point_in_labels():
+    # UCS-4 data beyond U+10FFFF: NumPy's tolist() would raise SystemError.
+    y = np.array(["a", "b"])
+    raw = bytearray(npy(y))
+    raw[-4:] = (0x110000).to_bytes(4, "little")
+    with pytest.raises(ParseError) as info:
+        parse_npz(zip_of(X=npy(np.ones((2, 1))), y=bytes(raw)))
+    assert "row 2" in info.value.detail and "Unicode" in info.value.detail
+
+
+def test_json_lone_surrogate_label():
+    with pytest.raises(ParseError) as info:
+        parse_json([[1], [2]], ["a", "\ud800"])
+    assert info.value.field == "target.1"
+
+
+def test_npz_member_that_is_not_an_array():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("X.npy", b"hello")
+        zf.writestr("y.npy", b"world")
+    with pytest.raises(ParseError) as info:
+        parse_npz(buffer.getvalue())
+    assert "'X'" in info.value.detail
+
+
+def test_distinct_labels():
+    assert distinct_labels(np.array(["a", "b", "a"])) == 2
+    assert distinct_labels(np.array([1.0, 1.0])) == 1
+    assert distinct_labels(np.array([], dtype=np.float64)) == 0

@@ -43,65 +43,104 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# KEYS: job, active set. ARGV: token, now_iso, lease_expires, max_attempts, now_epoch.
+# Every script that starts, extends or ends a lease keeps the ``leases`` sorted set
+# (job id -> lease expiry) in step, so the reaper finds expired attempts without a scan.
+
+# KEYS: job, active set, leases. ARGV: token, now_iso, lease_expires, max_attempts, now_epoch, worker, pid.
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
 if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {'terminal', status} end
+local id = redis.call('HGET', KEYS[1], 'id')
 if status == 'cancelling' or redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
-  redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+  redis.call('SREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
   return {'cancelled'}
 end
 if status == 'running' then
   local expires = tonumber(redis.call('HGET', KEYS[1], 'lease_expires') or '0')
-  if expires > tonumber(ARGV[5]) then return {'leased'} end
+  if expires > tonumber(ARGV[5]) then return {'leased', tostring(expires - tonumber(ARGV[5]))} end
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 if attempt > tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'lease_token', '',
     'attempt', attempt - 1,
     'error', cjson.encode({type='attempts_exhausted',
-      message='the job was interrupted ' .. (attempt - 1) .. ' times; giving up after max_attempts'}))
-  redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+      message='the job was interrupted ' .. (attempt - 1) .. ' times (worker lost or killed); ' ..
+              'giving up after max_attempts'}))
+  redis.call('SREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
   return {'exhausted'}
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'lease_token', ARGV[1], 'lease_expires', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'running', 'lease_token', ARGV[1], 'lease_expires', ARGV[3],
+  'worker', ARGV[6], 'worker_pid', ARGV[7])
+redis.call('ZADD', KEYS[3], ARGV[3], id)
 if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
 return {'ok', tostring(attempt)}
 """
 
-# KEYS: job, metrics. ARGV: token, epoch, record json, lease_expires, best json or '', checkpoint json or ''.
+# KEYS: job, metrics, leases. ARGV: token, epoch, record json, lease_expires, best json or '',
+# checkpoint json or '', job id.
 _APPEND_METRIC = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'lease_expires', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7])
 local epoch = tonumber(ARGV[2])
 local n = redis.call('LLEN', KEYS[2])
-if n >= epoch then
-  redis.call('HSET', KEYS[1], 'lease_expires', ARGV[4])
-  return 0
-end
+if n >= epoch then return 0 end
 if n ~= epoch - 1 then return -2 end
 redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[1], 'latest', ARGV[3], 'epochs_done', epoch, 'lease_expires', ARGV[4])
+redis.call('HSET', KEYS[1], 'latest', ARGV[3], 'epochs_done', epoch)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'best', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'checkpoint', ARGV[6]) end
 return 1
 """
 
-# KEYS: job. ARGV: token, lease_expires.
+# KEYS: job, leases. ARGV: token, lease_expires, job id.
 _RENEW = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'lease_expires', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: job, active set. ARGV: token, job id, then field/value pairs.
+# KEYS: job, active set, leases. ARGV: token, job id, then field/value pairs.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'lease_token', '')
 redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
 return 1
+"""
+
+# Give a job back to the queue (worker shutting down). KEYS: job, leases. ARGV: token, job id.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '', 'lease_expires', '0')
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Recover a job whose attempt stopped renewing its lease.
+# KEYS: job, active set, leases. ARGV: now_epoch, now_iso, job id.
+_REAP = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local expires = tonumber(redis.call('HGET', KEYS[1], 'lease_expires') or '0')
+if status ~= 'running' and status ~= 'cancelling' then
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  return ''
+end
+if expires > tonumber(ARGV[1]) then return '' end
+redis.call('ZREM', KEYS[3], ARGV[3])
+if status == 'cancelling' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
+  redis.call('SREM', KEYS[2], ARGV[3])
+  return 'cancelled'
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '')
+return 'requeued'
 """
 
 # KEYS: job, active set. ARGV: now_iso, job id. Returns the resulting status.
@@ -128,6 +167,7 @@ class Claim:
     outcome: str  # ok | missing | terminal | cancelled | leased | exhausted
     attempt: int = 0
     token: str = ""
+    retry_after: float = 0.0  # leased: seconds until the other attempt's lease runs out
 
 
 class JobStore:
@@ -141,6 +181,8 @@ class JobStore:
         self._renew = client.register_script(_RENEW)
         self._finish = client.register_script(_FINISH)
         self._cancel = client.register_script(_CANCEL)
+        self._release = client.register_script(_RELEASE)
+        self._reap = client.register_script(_REAP)
 
     # -- API side ------------------------------------------------------------
 
@@ -267,17 +309,21 @@ class JobStore:
         raw = self.r.hgetall(key("job", job_id))
         return self._decode(raw) if raw else None
 
-    def claim(self, job_id: str, tenant: str, *, lease_seconds: float, max_attempts: int) -> Claim:
+    def claim(
+        self, job_id: str, tenant: str, *, lease_seconds: float, max_attempts: int, worker: str = "", pid: int = 0
+    ) -> Claim:
         """Start a new attempt: running, attempt + 1, a fresh token, a lease."""
         token = uuid.uuid4().hex
         now = time.time()
         result = self._claim(
-            keys=[key("job", job_id), key("active", tenant)],
-            args=[token, now_iso(), now + lease_seconds, max_attempts, now],
+            keys=[key("job", job_id), key("active", tenant), key("leases")],
+            args=[token, now_iso(), now + lease_seconds, max_attempts, now, worker, pid],
         )
         outcome = str(result[0])
         if outcome == "ok":
             return Claim("ok", int(result[1]), token)
+        if outcome == "leased":
+            return Claim("leased", retry_after=float(result[1]))
         return Claim(outcome)
 
     def append_metric(
@@ -290,12 +336,12 @@ class JobStore:
         best: dict[str, Any] | None = None,
         checkpoint: dict[str, Any] | None = None,
     ) -> bool:
-        """Record one epoch, the best epoch so far and where its checkpoint lies, in one step.
+        """Record one epoch, the best epoch so far and where its checkpoint lies, and renew the lease.
 
         Returns False when the epoch was already recorded. Raises StaleAttempt.
         """
         result = self._append(
-            keys=[key("job", job_id), key("job", job_id, "metrics")],
+            keys=[key("job", job_id), key("job", job_id, "metrics"), key("leases")],
             args=[
                 token,
                 record["epoch"],
@@ -303,6 +349,7 @@ class JobStore:
                 time.time() + lease_seconds,
                 json.dumps(best) if best else "",
                 json.dumps(checkpoint) if checkpoint else "",
+                job_id,
             ],
         )
         if result == -1:
@@ -313,11 +360,32 @@ class JobStore:
 
     def renew(self, job_id: str, token: str, *, lease_seconds: float) -> None:
         """Extend the lease; raises StaleAttempt when the attempt lost the job."""
-        if self._renew(keys=[key("job", job_id)], args=[token, time.time() + lease_seconds]) == -1:
+        expires = time.time() + lease_seconds
+        if self._renew(keys=[key("job", job_id), key("leases")], args=[token, expires, job_id]) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
-    def cancel_requested(self, job_id: str) -> bool:
-        return self.r.hget(key("job", job_id), "cancel_requested") == "1"
+    def stop_requested(self, job_id: str, worker: str) -> str | None:
+        """``"cancelled"`` if the job was cancelled, ``"shutdown"`` if its worker is draining, else None."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(key("job", job_id), "cancel_requested")
+        pipe.exists(key("draining", worker))
+        cancel, draining = pipe.execute()
+        if cancel == "1":
+            return "cancelled"
+        return "shutdown" if draining else None
+
+    def drain(self, worker: str, seconds: float = 600.0) -> None:
+        """Tell the attempts running on ``worker`` to checkpoint and hand their jobs back."""
+        self.r.set(key("draining", worker), "1", ex=int(seconds))
+
+    def undrain(self, worker: str) -> None:
+        """A (re)started worker takes jobs again."""
+        self.r.delete(key("draining", worker))
+
+    def release(self, job_id: str, token: str) -> None:
+        """Put a running job back in the queue (its last checkpoint stays); raises StaleAttempt."""
+        if self._release(keys=[key("job", job_id), key("leases")], args=[token, job_id]) == -1:
+            raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
     def finish(self, job_id: str, tenant: str, token: str, status: str, **fields: Any) -> None:
         """Set a terminal status and fields (structures as JSON); raises StaleAttempt."""
@@ -325,8 +393,27 @@ class JobStore:
         args: builtins.list[Any] = [token, job_id]
         for name, value in values.items():
             args += [name, json.dumps(value) if name in _JSON_FIELDS else _scalar(value)]
-        if self._finish(keys=[key("job", job_id), key("active", tenant)], args=args) == -1:
+        if self._finish(keys=[key("job", job_id), key("active", tenant), key("leases")], args=args) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
+
+    # -- recovery ------------------------------------------------------------
+
+    def reap_expired(self) -> builtins.list[str]:
+        """Requeue jobs whose attempt's lease expired; returns the ids to send to the workers again.
+
+        Safe to run from every worker at once: each job is taken by one caller.
+        """
+        now = time.time()
+        requeue: builtins.list[str] = []
+        for job_id in self.r.zrangebyscore(key("leases"), "-inf", now):
+            record = self.r.hget(key("job", job_id), "tenant")
+            tenant = record or ""
+            outcome = self._reap(
+                keys=[key("job", job_id), key("active", tenant), key("leases")], args=[now, now_iso(), job_id]
+            )
+            if outcome == "requeued":
+                requeue.append(job_id)
+        return requeue
 
     # -- decoding ------------------------------------------------------------
 

@@ -72,7 +72,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Pop
             "--bind", "127.0.0.1",
             "--dir", str(data_dir),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", "always",  # a job's record is never older than what its client was told
             "--save", "",
             "--daemonize", "no",
             "--loglevel", "warning",

@@ -30,14 +30,22 @@ app.conf.update(
 
 
 @signals.worker_ready.connect
-def _start_heartbeat(sender: object = None, **_: object) -> None:
-    from worker.heartbeat import start
+def _start_maintenance(sender: object = None, **_: object) -> None:
+    from worker import maintenance
+    from worker.tasks import requeue
 
-    start(settings, getattr(sender, "hostname", None) or "worker")
+    maintenance.start(settings, getattr(sender, "hostname", None) or "worker", requeue)
+
+
+@signals.worker_shutting_down.connect
+def _drain(**_: object) -> None:
+    from worker import maintenance
+
+    maintenance.drain()
 
 
 @signals.worker_shutdown.connect
-def _stop_heartbeat(sender: object = None, **_: object) -> None:
-    from worker.heartbeat import stop
+def _stop_maintenance(**_: object) -> None:
+    from worker import maintenance
 
-    stop()
+    maintenance.stop()

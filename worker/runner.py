@@ -11,7 +11,9 @@ and no epoch is recorded twice.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,46 +30,67 @@ from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: How often, at most, a running job asks Redis whether it was cancelled.
-CANCEL_POLL_SECONDS = 0.2
+#: How often, at most, a running job asks Redis whether to stop (cancelled, worker draining).
+STOP_POLL_SECONDS = 0.2
 
 
 @dataclass
 class Outcome:
     """What an attempt ended with: a job status, or why it did not run."""
 
-    status: str  # succeeded | failed | cancelled | stale | leased | missing | terminal | exhausted
+    status: str  # succeeded | failed | cancelled | released | stale | interrupted | leased | missing | terminal | …
     detail: str = ""
+    retry_after: float = 0.0
 
 
 class JobRunner:
-    """Runs jobs against one store and data directory."""
+    """Runs jobs against one store and data directory.
 
-    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+    Parameters
+    ----------
+    settings : Settings
+    client : redis.Redis
+    worker : str
+        This worker's name (Celery hostname): a draining worker hands its jobs back.
+    requeue : callable(job_id)
+        Sends a job to the queue again (after handing it back on shutdown).
+    """
+
+    def __init__(
+        self, settings: Settings, client: redis.Redis, worker: str = "", requeue: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
         self.jobs = JobStore(client)
         self.artifacts = Artifacts(settings.data_dir)
         self.datasets = DatasetStore(client, self.artifacts)
+        self.worker = worker
+        self.requeue = requeue
 
     def run(self, job_id: str) -> Outcome:
         """One attempt at ``job_id``; safe to call again for the same job (idempotent)."""
-        record = self.jobs.load(job_id)
-        if record is None:
-            return Outcome("missing")
-        claim = self.jobs.claim(
-            job_id,
-            record["tenant"],
-            lease_seconds=self.settings.lease_seconds,
-            max_attempts=self.settings.max_attempts,
-        )
-        if claim.outcome != "ok":
-            return Outcome(claim.outcome)
-        log.info("job %s: attempt %d started", job_id, claim.attempt)
         try:
+            record = self.jobs.load(job_id)
+            if record is None:
+                return Outcome("missing")
+            claim = self.jobs.claim(
+                job_id,
+                record["tenant"],
+                lease_seconds=self.settings.lease_seconds,
+                max_attempts=self.settings.max_attempts,
+                worker=self.worker,
+                pid=os.getpid(),
+            )
+            if claim.outcome != "ok":
+                return Outcome(claim.outcome, retry_after=claim.retry_after)
+            log.info("job %s: attempt %d started", job_id, claim.attempt)
             return self._train(record, claim)
         except StaleAttempt as exc:
-            log.warning("job %s: attempt %d lost the job: %s", job_id, claim.attempt, exc)
+            log.warning("job %s: this attempt lost the job: %s", job_id, exc)
             return Outcome("stale", str(exc))
+        except redis.RedisError as exc:
+            # Without Redis nothing can be recorded; the lease runs out and the job is requeued.
+            log.error("job %s: Redis unreachable, abandoning this attempt: %s", job_id, exc)
+            return Outcome("interrupted", str(exc))
 
     def _train(self, record: dict[str, Any], claim: Claim) -> Outcome:
         job_id, tenant = record["id"], record["tenant"]
@@ -86,7 +109,7 @@ class JobRunner:
             )
             stop_reason = result.stop_reason
         except engine.TrainingStopped as exc:
-            if exc.reason not in ("cancelled", "stale"):
+            if exc.reason not in ("cancelled", "stale", "shutdown"):
                 return self._fail(record, claim, exc)
             stop_reason = exc.reason
         except engine.EngineError as exc:
@@ -96,6 +119,13 @@ class JobRunner:
         if stop_reason == "cancelled":
             self.jobs.finish(job_id, tenant, claim.token, "cancelled")
             return Outcome("cancelled")
+        if stop_reason == "shutdown":
+            # The worker is stopping: the last epoch's checkpoint is recorded; hand the job back.
+            self.jobs.release(job_id, claim.token)
+            if self.requeue is not None:
+                self.requeue(job_id)
+            log.info("job %s: handed back at epoch %d (worker shutting down)", job_id, progress.epochs_done)
+            return Outcome("released")
 
         model = export.to_model(result)
         for fmt in WEIGHT_FORMATS:
@@ -154,7 +184,7 @@ class JobRunner:
 
 
 class _Progress:
-    """The engine callbacks of one attempt: record epochs, poll for cancellation, keep the lease."""
+    """The engine callbacks of one attempt: record epochs, poll for stop requests, keep the lease."""
 
     def __init__(self, runner: JobRunner, record: dict[str, Any], claim: Claim) -> None:
         self.runner = runner
@@ -162,6 +192,7 @@ class _Progress:
         self.claim = claim
         self.stale: StaleAttempt | None = None
         self._next_poll = 0.0
+        self.epochs_done = record["epochs_done"]
         self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
         self._previous: int | None = (record.get("checkpoint") or {}).get("epoch")
         self._previous_attempt: int | None = (record.get("checkpoint") or {}).get("attempt")
@@ -183,6 +214,7 @@ class _Progress:
         except StaleAttempt as exc:
             self.stale = exc
             return
+        self.epochs_done = epoch
         self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
         if self._previous is not None and self._previous_attempt is not None:
             runner.artifacts.checkpoint_path(self.job_id, self._previous_attempt, self._previous).unlink(
@@ -202,9 +234,8 @@ class _Progress:
                 return "stale"
             self._next_renew = now + self.runner.settings.lease_seconds / 3
         if now >= self._next_poll:
-            self._next_poll = now + CANCEL_POLL_SECONDS
-            if self.runner.jobs.cancel_requested(self.job_id):
-                return "cancelled"
+            self._next_poll = now + STOP_POLL_SECONDS
+            return self.runner.jobs.stop_requested(self.job_id, self.runner.worker)
         return None
 
     @staticmethod

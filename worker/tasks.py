@@ -12,24 +12,28 @@ from worker.app import app, settings
 from worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
-_runner: JobRunner | None = None
+_runners: dict[str, JobRunner] = {}
 
 
-def runner() -> JobRunner:
+def requeue(job_id: str) -> None:
+    """Send ``job_id`` to the queue again."""
+    app.send_task(RUN_JOB, args=[job_id])
+
+
+def runner(worker: str) -> JobRunner:
     """One runner (and Redis connection pool) per worker process."""
-    global _runner
-    if _runner is None:
+    if worker not in _runners:
         assert settings.redis_url
-        _runner = JobRunner(settings, connect(settings.redis_url))
-    return _runner
+        _runners[worker] = JobRunner(settings, connect(settings.redis_url), worker=worker, requeue=requeue)
+    return _runners[worker]
 
 
 @app.task(name=RUN_JOB, bind=True, max_retries=None)
 def run_job(self: Task, job_id: str) -> str:
     """Run (or resume) the job ``job_id``; safe to deliver more than once."""
-    outcome = runner().run(job_id)
+    outcome = runner(self.request.hostname or "worker").run(job_id)
     if outcome.status == "leased":
-        # Another attempt still holds a live lease: look again once it could have expired.
-        raise self.retry(countdown=settings.lease_seconds)
+        # Another attempt still holds a live lease: look again once it could have run out.
+        raise self.retry(countdown=outcome.retry_after + 0.5)
     log.info("job %s: %s", job_id, outcome.status)
     return outcome.status

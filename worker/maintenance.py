@@ -1,0 +1,72 @@
+"""A thread in the worker's main process: heartbeat, and recovery of jobs whose attempt died.
+
+Every worker runs it. The heartbeat tells ``/readyz`` the worker is alive;
+the reaper finds running jobs whose lease ran out (their worker was killed,
+lost Redis, or hangs), puts them back in the queue and sends them to the
+workers again, where they resume from their last checkpoint. Each expired job
+is taken by exactly one reaper (a Lua script decides).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+import redis
+
+from store import workers
+from store.jobs import JobStore
+from store.redis import connect
+from trainapi.settings import Settings
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+_state: dict[str, str] = {}
+
+
+def start(settings: Settings, hostname: str, requeue: Callable[[str], None]) -> None:
+    """Beat and reap every few seconds until :func:`stop`."""
+    assert settings.redis_url
+    client = connect(settings.redis_url)
+    jobs = JobStore(client)
+    name = f"{hostname}:{os.getpid()}"
+    _state.update(name=name, hostname=hostname, url=settings.redis_url)
+    _stop.clear()
+    try:
+        jobs.undrain(hostname)
+    except redis.RedisError as exc:
+        log.warning("could not clear a previous drain mark: %s", exc)
+    interval = min(workers.HEARTBEAT_SECONDS, max(settings.lease_seconds / 3, 0.5))
+
+    def loop() -> None:
+        while not _stop.is_set():
+            try:
+                workers.beat(client, name)
+                for job_id in jobs.reap_expired():
+                    log.warning("job %s: its attempt's lease ran out; requeued", job_id)
+                    requeue(job_id)
+            except redis.RedisError as exc:  # Redis away: keep trying; readiness says so meanwhile
+                log.warning("maintenance skipped: %s", exc)
+            _stop.wait(interval)
+
+    threading.Thread(target=loop, name="trainapi-maintenance", daemon=True).start()
+
+
+def drain() -> None:
+    """The worker is shutting down: ask its running attempts to checkpoint and hand their jobs back."""
+    if "hostname" in _state:
+        try:
+            JobStore(connect(_state["url"])).drain(_state["hostname"])
+        except redis.RedisError as exc:
+            log.warning("could not mark the worker as draining: %s", exc)
+
+
+def stop() -> None:
+    _stop.set()
+    if "name" in _state:
+        try:
+            workers.retire(connect(_state["url"]), _state["name"])
+        except redis.RedisError as exc:
+            log.warning("could not retire the worker's heartbeat: %s", exc)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodyLimit
-from api.routes import datasets, health, jobs
+from api.routes import datasets, health, jobs, sweeps
 from api.state import AppState
 from trainapi.settings import Settings
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.trainapi = state
     errors.install(app)
     app.include_router(health.router)
-    for router in (datasets.router, jobs.router):
+    for router in (datasets.router, jobs.router, sweeps.router):
         app.include_router(router, prefix="/v1")
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     return app

@@ -17,6 +17,7 @@ from store.datasets import DatasetStore
 from store.jobs import JobStore
 from store.queue import RUN_JOB, celery_app
 from store.redis import connect
+from store.sweeps import SweepStore
 from trainapi.settings import Settings
 
 MODEL_CACHE_SIZE = 32
@@ -27,6 +28,7 @@ class AppState:
     settings: Settings
     redis: redis.Redis
     jobs: JobStore
+    sweeps: SweepStore
     datasets: DatasetStore
     artifacts: Artifacts
     catalog: Catalog
@@ -41,10 +43,12 @@ class AppState:
         client = connect(settings.redis_url)
         artifacts = Artifacts(settings.data_dir)
         datasets = DatasetStore(client, artifacts)
+        jobs = JobStore(client)
         return cls(
             settings=settings,
             redis=client,
-            jobs=JobStore(client),
+            jobs=jobs,
+            sweeps=SweepStore(client, jobs),
             datasets=datasets,
             artifacts=artifacts,
             catalog=Catalog(datasets),

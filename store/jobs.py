@@ -31,7 +31,7 @@ import redis
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
 from store.redis import key
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
 ACTIVE = ("queued", "running", "cancelling")
 STATUSES = ("queued", "running", "cancelling", *TERMINAL)
 IDEMPOTENCY_TTL = 24 * 3600
@@ -50,7 +50,9 @@ def now_iso() -> str:
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then return {'terminal', status} end
+if status == 'succeeded' or status == 'failed' or status == 'cancelled' or status == 'pruned' then
+  return {'terminal', status}
+end
 local id = redis.call('HGET', KEYS[1], 'id')
 if status == 'cancelling' or redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
@@ -195,11 +197,13 @@ class JobStore:
         max_active: int,
         idempotency_key: str | None = None,
         sweep_id: str | None = None,
+        quota: bool = True,
     ) -> tuple[dict[str, Any], bool]:
         """Create a queued job; returns ``(record, created)``.
 
         With an ``idempotency_key`` already used by this tenant the earlier job
-        is returned and ``created`` is False.
+        is returned and ``created`` is False. Sweep trials (``quota=False``) do
+        not count against the active-job quota: their sweep limits them.
         """
         job_id = "job_" + uuid.uuid4().hex
         idem = key("idem", tenant, idempotency_key) if idempotency_key else None
@@ -208,7 +212,7 @@ class JobStore:
             if existing:
                 return self.get(tenant, existing), False
         active = key("active", tenant)
-        if self.r.scard(active) >= max_active:
+        if quota and self.r.scard(active) >= max_active:
             if idem is not None:
                 self.r.delete(idem)
             raise QuotaExceeded(max_active, retry_after=30)
@@ -230,7 +234,8 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.hset(key("job", job_id), mapping=record)
         pipe.zadd(key("jobs", tenant), {job_id: seq})
-        pipe.sadd(active, job_id)
+        if quota:
+            pipe.sadd(active, job_id)
         pipe.execute()
         return self._decode(record), True
 

@@ -1,10 +1,12 @@
-"""A thread in the worker's main process: heartbeat, and recovery of jobs whose attempt died.
+"""A thread in the worker's main process: heartbeat, recovery of dead attempts, sweep upkeep.
 
 Every worker runs it. The heartbeat tells ``/readyz`` the worker is alive;
 the reaper finds running jobs whose lease ran out (their worker was killed,
 lost Redis, or hangs), puts them back in the queue and sends them to the
 workers again, where they resume from their last checkpoint. Each expired job
-is taken by exactly one reaper (a Lua script decides).
+is taken by exactly one reaper (a Lua script decides). Sweep upkeep frees the
+slots of trials that ended without their runner noticing (cancelled while
+queued, failed after their last attempt) and sends the next trials.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import redis
 from store import workers
 from store.jobs import JobStore
 from store.redis import connect
+from store.sweeps import SweepStore
 from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ def start(settings: Settings, hostname: str, requeue: Callable[[str], None]) -> 
     assert settings.redis_url
     client = connect(settings.redis_url)
     jobs = JobStore(client)
+    sweeps = SweepStore(client, jobs)
     name = f"{hostname}:{os.getpid()}"
     _state.update(name=name, hostname=hostname, url=settings.redis_url)
     _stop.clear()
@@ -47,6 +51,8 @@ def start(settings: Settings, hostname: str, requeue: Callable[[str], None]) -> 
                 for job_id in jobs.reap_expired():
                     log.warning("job %s: its attempt's lease ran out; requeued", job_id)
                     requeue(job_id)
+                for trial in sweeps.reconcile():
+                    requeue(trial)
             except redis.RedisError as exc:  # Redis away: keep trying; readiness says so meanwhile
                 log.warning("maintenance skipped: %s", exc)
             _stop.wait(interval)

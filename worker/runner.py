@@ -26,7 +26,9 @@ from store.datasets import DatasetStore
 from store.errors import NotFound, StaleAttempt
 from store.jobs import Claim, JobStore
 from store.jobspec import JobSpec
+from store.sweeps import SweepStore
 from trainapi.settings import Settings
+from worker import pruning
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class JobRunner:
         self.jobs = JobStore(client)
         self.artifacts = Artifacts(settings.data_dir)
         self.datasets = DatasetStore(client, self.artifacts)
+        self.sweeps = SweepStore(client, self.jobs)
         self.worker = worker
         self.requeue = requeue
 
@@ -81,9 +84,14 @@ class JobRunner:
                 pid=os.getpid(),
             )
             if claim.outcome != "ok":
+                if claim.outcome in ("terminal", "cancelled", "exhausted"):
+                    self._trial_done(record)
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
             log.info("job %s: attempt %d started", job_id, claim.attempt)
-            return self._train(record, claim)
+            outcome = self._train(record, claim)
+            if outcome.status in ("succeeded", "failed", "cancelled", "pruned"):
+                self._trial_done(record)
+            return outcome
         except StaleAttempt as exc:
             log.warning("job %s: this attempt lost the job: %s", job_id, exc)
             return Outcome("stale", str(exc))
@@ -109,7 +117,7 @@ class JobRunner:
             )
             stop_reason = result.stop_reason
         except engine.TrainingStopped as exc:
-            if exc.reason not in ("cancelled", "stale", "shutdown"):
+            if exc.reason not in ("cancelled", "stale", "shutdown", "pruned"):
                 return self._fail(record, claim, exc)
             stop_reason = exc.reason
         except engine.EngineError as exc:
@@ -119,6 +127,19 @@ class JobRunner:
         if stop_reason == "cancelled":
             self.jobs.finish(job_id, tenant, claim.token, "cancelled")
             return Outcome("cancelled")
+        if stop_reason == "pruned":
+            self.jobs.finish(
+                job_id,
+                tenant,
+                claim.token,
+                "pruned",
+                latest=progress.latest,
+                best=progress.best(progress.best_epoch, progress.history),
+                best_epoch=progress.best_epoch or "",
+                stop_reason="pruned",
+            )
+            log.info("job %s: pruned after epoch %d", job_id, progress.epochs_done)
+            return Outcome("pruned")
         if stop_reason == "shutdown":
             # The worker is stopping: the last epoch's checkpoint is recorded; hand the job back.
             self.jobs.release(job_id, claim.token)
@@ -178,6 +199,16 @@ class JobRunner:
         log.info("job %s: failed (%s): %s", record["id"], kind, message)
         return Outcome("failed", message)
 
+    def _trial_done(self, record: dict[str, Any]) -> None:
+        """A sweep trial ended: free its slot and send the sweep's next trials."""
+        sweep_id = record.get("sweep_id")
+        if not sweep_id:
+            return
+        self.sweeps.trial_ended(sweep_id, record["id"])
+        for trial in self.sweeps.dispatch(sweep_id):
+            if self.requeue is not None:
+                self.requeue(trial)
+
     def _prune_checkpoints(self, job_id: str) -> None:
         for path in self.artifacts.job_dir(job_id).glob("attempt-*/checkpoint-*.npz"):
             path.unlink(missing_ok=True)
@@ -194,6 +225,13 @@ class _Progress:
         self._next_poll = 0.0
         self.epochs_done = record["epochs_done"]
         self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
+        self.prune = False
+        self.latest: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch: int | None = None
+        self.sweep_id: str | None = record.get("sweep_id")
+        self.sweep = runner.sweeps.config(self.sweep_id) if self.sweep_id else None
+        self.epochs = int(record["spec"]["training"]["epochs"])
         self._previous: int | None = (record.get("checkpoint") or {}).get("epoch")
         self._previous_attempt: int | None = (record.get("checkpoint") or {}).get("attempt")
 
@@ -215,6 +253,9 @@ class _Progress:
             self.stale = exc
             return
         self.epochs_done = epoch
+        self.latest, self.history, self.best_epoch = metrics, trainer.history, trainer.early.best_epoch
+        if self.sweep is not None:
+            self._report_to_sweep(epoch, trainer.history)
         self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
         if self._previous is not None and self._previous_attempt is not None:
             runner.artifacts.checkpoint_path(self.job_id, self._previous_attempt, self._previous).unlink(
@@ -222,9 +263,34 @@ class _Progress:
             )
         self._previous, self._previous_attempt = epoch, self.claim.attempt
 
+    def _report_to_sweep(self, epoch: int, history: list[dict[str, Any]]) -> None:
+        """Record this trial's best objective so far, and decide whether the sweep's pruner stops it."""
+        assert self.sweep is not None and self.sweep_id is not None
+        sweeps, objective, rule = self.runner.sweeps, self.sweep["objective"], self.sweep["pruning"]
+        smaller = objective.get("mode", "min") == "min"
+        cost, best_epoch = pruning.best_so_far(history, objective["metric"], smaller)
+        at_best = history[best_epoch - 1]
+        gap = None
+        if at_best.get("val_loss") is not None and at_best.get("train_loss") is not None:
+            gap = at_best["val_loss"] - at_best["train_loss"]
+        sweeps.record_best(
+            self.sweep_id, self.job_id, {"objective": at_best.get(objective["metric"]), "epoch": best_epoch, "gap": gap}
+        )
+        if rule is None or epoch >= self.epochs or epoch < rule["grace_epochs"]:
+            return
+        if rule["type"] == "median":
+            reported = sweeps.report(self.sweep_id, self.job_id, "curve", epoch, cost)
+            others = [value for trial, value in reported.items() if trial != self.job_id]
+            self.prune = pruning.median_stops(cost, others, rule["min_trials"])
+        elif epoch in pruning.asha_rungs(rule["grace_epochs"], rule["reduction_factor"], self.epochs):
+            reported = sweeps.report(self.sweep_id, self.job_id, "rung", epoch, cost)
+            self.prune = pruning.asha_stops(cost, list(reported.values()), rule["reduction_factor"], rule["min_trials"])
+
     def should_stop(self) -> str | None:
         if self.stale is not None:
             return "stale"
+        if self.prune:
+            return "pruned"
         now = time.monotonic()
         if now >= self._next_renew:
             try:

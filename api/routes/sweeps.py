@@ -1,0 +1,198 @@
+"""Sweeps: search a space of job specs, in parallel across workers, and rank the trials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+import kombu.exceptions
+import redis
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from api.deps import CatalogDep, StateDep, TenantDep
+from api.errors import ApiError, invalid
+from api.routes.jobs import check_budget, check_target
+from api.schemas.problems import responses
+from api.schemas.sweeps import SweepCreate, SweepList, SweepPublic, TrialResult
+from api.search_space import SpaceError, apply, trial_parameters
+from engine.errors import ConfigError
+from store.errors import NotFound
+from store.jobspec import JobSpec
+from store.sweeps import SWEEP_TERMINAL
+from trainapi.settings import Settings
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+EVENTS_POLL_SECONDS = 0.5
+
+
+def view(sweep: dict[str, Any], trials: list[dict[str, Any]]) -> SweepPublic:
+    """The sweep with its counts and leaderboard (trials sorted by objective, best first)."""
+    spec = sweep["spec"] or {}
+    objective = spec.get("objective", {"metric": "val_loss", "mode": "min"})
+    sign = 1.0 if objective.get("mode") == "min" else -1.0
+    rows = []
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial["status"]] = counts.get(trial["status"], 0) + 1
+        best = trial["best"] or {}
+        rows.append(
+            TrialResult(
+                trial_id=trial["trial_id"],
+                index=trial["index"],
+                parameters=trial["parameters"],
+                status=trial["status"],
+                objective=best.get("objective"),
+                best_epoch=best.get("epoch"),
+                train_val_gap=best.get("gap"),
+                epochs_run=trial["epochs_run"],
+                started_at=trial["started_at"],
+                finished_at=trial["finished_at"],
+                error=trial["error"],
+            )
+        )
+    rows.sort(key=lambda r: (r.objective is None, sign * (r.objective or 0.0), r.index))
+    best_trial = next((r for r in rows if r.status == "succeeded" and r.objective is not None), None)
+    return SweepPublic(
+        id=sweep["id"],
+        name=sweep["name"],
+        status=sweep["status"],
+        created_at=sweep["created_at"],
+        finished_at=sweep.get("finished_at") or None,
+        strategy=spec.get("strategy", "grid"),
+        objective=objective,
+        n_trials=len(trials),
+        counts=counts,
+        best_trial=best_trial,
+        leaderboard=rows,
+        spec=spec,
+    )
+
+
+def _trial_specs(body: SweepCreate, dataset: dict[str, Any], settings: Settings) -> list[tuple[dict, dict]]:
+    """Expand and validate every trial up front; a bad one is a 422 naming the parameter and value."""
+    base = body.base.model_dump(mode="json")
+    trials = []
+    name = body.name or "sweep"
+    for index, assignment in enumerate(trial_parameters(body)):
+        try:
+            raw = apply(base, assignment)
+        except SpaceError as exc:
+            raise invalid(exc.field, str(exc)) from None
+        raw["name"] = f"{name}/trial-{index}"
+        try:
+            job = JobSpec.model_validate(raw)
+            job.engine_spec()
+            check_target(job, dataset)
+            check_budget(job, dataset, settings)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and ("[" in p or "-" in p)))
+            raise _bad_value(assignment, field, first["msg"]) from None
+        except ConfigError as exc:
+            raise _bad_value(assignment, exc.field, exc.message) from None
+        except ApiError as exc:
+            field = exc.errors[0]["field"] if exc.errors else "base"
+            raise _bad_value(assignment, field, exc.detail) from None
+        trials.append((assignment, job.normalized()))
+    return trials
+
+
+def _bad_value(assignment: dict[str, Any], field: str, message: str) -> ApiError:
+    for path, value in assignment.items():
+        if field == path or field.startswith(path + ".") or path.startswith(field + "."):
+            return invalid(f"parameters.{path}", f"value {value!r} gives an invalid job: {message}")
+    return invalid(f"base.{field}", message)
+
+
+@router.post("", status_code=202, summary="Start a sweep", responses=responses(400, 401, 413, 422, 503))
+def create_sweep(
+    body: SweepCreate, response: Response, tenant: TenantDep, state: StateDep, catalog: CatalogDep
+) -> SweepPublic:
+    try:
+        dataset = catalog.resolve(tenant, body.base.dataset)
+    except NotFound:
+        raise invalid("base.dataset", f"no dataset {body.base.dataset!r}; GET /v1/datasets lists them") from None
+    trials = _trial_specs(body, dataset, state.settings)
+    spec = body.model_dump(mode="json")
+    spec["base"] = body.base.normalized()
+    spec["max_trials"] = len(trials)
+    spec["objective"]["mode"] = "min" if body.objective.smaller_is_better else "max"
+    summary = {k: dataset[k] for k in ("id", "name", "source", "n_samples", "n_features", "task", "target_name")}
+    sweep = state.sweeps.create(tenant, spec, trials, summary)
+    try:
+        for trial in state.sweeps.dispatch(sweep["id"]):
+            state.enqueue(trial, body.base.training.max_runtime_seconds)
+    except (kombu.exceptions.KombuError, redis.RedisError, OSError) as exc:
+        state.sweeps.request_cancel(tenant, sweep["id"])
+        raise ApiError(503, "Service unavailable", "the job queue is unreachable; retry shortly") from exc
+    response.headers["Location"] = f"/v1/sweeps/{sweep['id']}"
+    return view(sweep, state.sweeps.trial_states(sweep))
+
+
+@router.get("", summary="List sweeps, newest first", responses=responses(401, 422))
+def list_sweeps(tenant: TenantDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SweepList:
+    sweeps = state.sweeps.list(tenant, limit)
+    return SweepList(items=[view(s, state.sweeps.trial_states(s)) for s in sweeps])
+
+
+@router.get("/{sweep_id}", summary="A sweep: status, counts, leaderboard, best trial", responses=responses(401, 404))
+def get_sweep(sweep_id: str, tenant: TenantDep, state: StateDep) -> SweepPublic:
+    sweep = state.sweeps.get(tenant, sweep_id)
+    return view(sweep, state.sweeps.trial_states(sweep))
+
+
+@router.post("/{sweep_id}/cancel", status_code=202, summary="Cancel a sweep", responses=responses(401, 404, 409))
+def cancel_sweep(sweep_id: str, tenant: TenantDep, state: StateDep) -> SweepPublic:
+    state.sweeps.request_cancel(tenant, sweep_id)
+    sweep = state.sweeps.get(tenant, sweep_id)
+    return view(sweep, state.sweeps.trial_states(sweep))
+
+
+@router.get(
+    "/{sweep_id}/events",
+    summary="Server-Sent Events: one `trial` event per finished trial, then one `end` event",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404)},
+)
+async def sweep_events(
+    sweep_id: str,
+    tenant: TenantDep,
+    state: StateDep,
+    last_event_id: Annotated[str | None, Header(max_length=20, description="Resume after this many trials.")] = None,
+) -> StreamingResponse:
+    await anyio.to_thread.run_sync(state.sweeps.get, tenant, sweep_id)
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    def snapshot(position: int) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
+        # Status first: a sweep turns terminal in the same step that records its last trial,
+        # so a terminal status read before the list guarantees the list is complete.
+        sweep = state.sweeps.get(tenant, sweep_id)
+        finished = state.sweeps.finished(sweep_id, position)
+        return finished, sweep, state.sweeps.trial_states(sweep)
+
+    async def stream() -> AsyncIterator[str]:
+        sent = start
+        while True:
+            try:
+                finished, sweep, trials = await anyio.to_thread.run_sync(snapshot, sent)
+            except NotFound:
+                return
+            rows = {row.trial_id: row for row in view(sweep, trials).leaderboard}
+            for trial in finished:
+                sent += 1
+                row = rows.get(trial)
+                data = row.model_dump_json() if row else json.dumps({"trial_id": trial})
+                yield f"id: {sent}\nevent: trial\ndata: {data}\n\n"
+            if sweep["status"] in SWEEP_TERMINAL and not finished:
+                yield f"event: end\ndata: {view(sweep, trials).model_dump_json()}\n\n"
+                return
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -1,0 +1,128 @@
+"""Sweep schemas: the search space, the objective, pruning, and the leaderboard view."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from store.jobspec import JOB_EXAMPLE, JobSpec
+
+Metric = Literal["val_loss", "val_accuracy", "val_r2", "val_mae", "train_loss", "accuracy", "r2", "mae"]
+SMALLER_IS_BETTER = {"val_loss", "val_mae", "train_loss", "mae"}
+
+
+class Parameter(BaseModel):
+    """One dimension of the search space: a list of ``values``, or a ``distribution`` with ``low`` and ``high``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    values: list[Any] | None = Field(None, min_length=1, max_length=1000, examples=[[0, 0.0001, 0.001]])
+    distribution: Literal["uniform", "log_uniform", "int_uniform"] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Parameter:
+        if (self.values is None) == (self.distribution is None) or (
+            self.values is not None and (self.low is not None or self.high is not None)
+        ):
+            raise ValueError("give either `values` or a `distribution` with `low` and `high`")
+        if self.distribution is not None:
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError("a distribution needs `low` < `high`")
+            if self.distribution == "log_uniform" and self.low <= 0:
+                raise ValueError("log_uniform needs `low` > 0")
+        return self
+
+
+class Objective(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Metric = "val_loss"
+    mode: Literal["min", "max"] | None = Field(None, description="Default: min for losses and MAE, else max.")
+
+    @property
+    def smaller_is_better(self) -> bool:
+        if self.mode is not None:
+            return self.mode == "min"
+        return self.metric in SMALLER_IS_BETTER
+
+
+class Pruning(BaseModel):
+    """Stopping of bad trials: ``median`` (Optuna/Vizier style) or ``asha`` (asynchronous successive halving)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["median", "asha"]
+    grace_epochs: int = Field(5, ge=1, le=100_000, description="No trial is stopped before this epoch.")
+    min_trials: int = Field(3, ge=1, le=1000, description="Other trials needed at an epoch (median) or rung (asha).")
+    reduction_factor: int = Field(3, ge=2, le=100, description="asha: keep the best 1/factor at each rung.")
+
+
+SWEEP_EXAMPLE: dict[str, Any] = {
+    "name": "digits-regularization",
+    "base": {**JOB_EXAMPLE, "training": {"epochs": 20, "batch_size": 64}},
+    "parameters": {
+        "regularization.l2": {"values": [0, 0.0001, 0.001]},
+        "regularization.dropout": {"values": [0, 0.3]},
+    },
+    "strategy": "grid",
+    "max_concurrent_trials": 2,
+    "objective": {"metric": "val_loss", "mode": "min"},
+    "early_stopping": {"type": "median", "grace_epochs": 5},
+    "seed": 0,
+}
+
+
+class SweepCreate(BaseModel):
+    """A search over job specs: ``parameters`` address the base spec by dotted path."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [SWEEP_EXAMPLE]})
+
+    name: str | None = Field(None, max_length=200)
+    base: JobSpec
+    parameters: dict[str, Parameter] = Field(
+        ..., min_length=1, max_length=32, description="e.g. `regularization.l2`, `model.hidden_layers.0`."
+    )
+    strategy: Literal["grid", "random"] = Field(
+        "grid", description="grid: every combination of `values` (distributions sampled per trial); random: sampled."
+    )
+    max_trials: int | None = Field(None, ge=1, le=1000, description="Default: the grid size, or 10 for random.")
+    max_concurrent_trials: int = Field(2, ge=1, le=256)
+    objective: Objective = Field(default_factory=lambda: Objective())
+    early_stopping: Pruning | None = None
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds random sampling: same seed, same trials.")
+
+
+class TrialResult(BaseModel):
+    trial_id: str
+    index: int
+    parameters: dict[str, Any]
+    status: str
+    objective: float | None = None
+    best_epoch: int | None = None
+    train_val_gap: float | None = Field(None, description="val_loss - train_loss at the best epoch.")
+    epochs_run: int
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class SweepPublic(BaseModel):
+    id: str
+    name: str
+    status: str = Field(description="running, cancelling, succeeded, failed (every trial failed) or cancelled.")
+    created_at: str
+    finished_at: str | None = None
+    strategy: str
+    objective: dict[str, Any]
+    n_trials: int
+    counts: dict[str, int] = Field(description="Trials by status.")
+    best_trial: TrialResult | None = Field(None, description="The best succeeded trial.")
+    leaderboard: list[TrialResult] = Field(description="Trials by objective, best first; those without one last.")
+    spec: dict[str, Any]
+
+
+class SweepList(BaseModel):
+    items: list[SweepPublic]

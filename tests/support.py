@@ -41,6 +41,7 @@ class Service:
 
     root: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    threads: int = 1  # BLAS threads per worker process
     redis_port: int = field(default_factory=processes.free_port)
     api_port: int = field(default_factory=processes.free_port)
     redis: Any = None
@@ -56,7 +57,7 @@ class Service:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def env(self) -> dict[str, str]:
-        return processes.child_env(self.redis_url, self.root, threads=1, extra=self.env_extra)
+        return processes.child_env(self.redis_url, self.root, threads=self.threads, extra=self.env_extra)
 
     def start_redis(self) -> None:
         self.redis, _ = processes.start_redis(self.root / "redis", port=self.redis_port)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -10,6 +12,7 @@ from api import errors
 from api.limits import BodyLimit
 from api.routes import datasets, health, jobs, sweeps
 from api.state import AppState
+from store.redis import connect_async
 from trainapi.settings import Settings
 
 log = logging.getLogger("trainapi.api")
@@ -29,7 +32,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state = AppState.build(settings)
     if state.keys.open_mode:
         log.warning("no API keys configured: open single-tenant mode; bind to 127.0.0.1 only")
-    app = FastAPI(title="trainapi", version="0.1.0", description=DESCRIPTION)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The asyncio Redis client belongs to the serving event loop, so it is made here.
+        assert settings.redis_url
+        state.jobs.ar = connect_async(settings.redis_url)
+        try:
+            yield
+        finally:
+            await state.jobs.ar.aclose()
+            state.jobs.ar = None
+
+    app = FastAPI(title="trainapi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.trainapi = state
     errors.install(app)
     app.include_router(health.router)

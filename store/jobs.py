@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
 from store.redis import key
@@ -175,9 +176,10 @@ class Claim:
 class JobStore:
     """Job records of every tenant; every read and write names the tenant or the attempt's token."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, async_client: redis.asyncio.Redis | None = None) -> None:
         # redis-py's return types are unions of every reply shape; replies here are str.
         self.r: Any = client
+        self.ar: Any = async_client
         self._claim = client.register_script(_CLAIM)
         self._append = client.register_script(_APPEND_METRIC)
         self._renew = client.register_script(_RENEW)
@@ -242,6 +244,18 @@ class JobStore:
     def get(self, tenant: str, job_id: str) -> dict[str, Any]:
         """The record, or NotFound (also when it belongs to another tenant)."""
         raw = self.r.hgetall(key("job", job_id)) if _plausible_id(job_id) else {}
+        if not raw or raw.get("tenant") != tenant:
+            raise NotFound("job", job_id)
+        return self._decode(raw)
+
+    async def get_async(self, tenant: str, job_id: str) -> dict[str, Any]:
+        """:meth:`get` on the event loop: the status path polled by many clients at once.
+
+        Without an asyncio client (an app used outside its lifespan) it falls back to :meth:`get`.
+        """
+        if self.ar is None:
+            return self.get(tenant, job_id)
+        raw = await self.ar.hgetall(key("job", job_id)) if _plausible_id(job_id) else {}
         if not raw or raw.get("tenant") != tenant:
             raise NotFound("job", job_id)
         return self._decode(raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+import redis.asyncio
 
 PREFIX = "trainapi"
 
@@ -16,6 +17,11 @@ def connect(url: str) -> redis.Redis:
         socket_timeout=10.0,
         health_check_interval=30,
     )
+
+
+def connect_async(url: str) -> redis.asyncio.Redis:
+    """The asyncio twin of :func:`connect`, for the API's event-loop paths."""
+    return redis.asyncio.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=10.0)
 
 
 def key(*parts: str) -> str:

@@ -159,8 +159,8 @@ def list_jobs(
 
 
 @router.get("/{job_id}", summary="A job: status, progress, metrics, spec", responses=responses(401, 404))
-def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
-    return view(jobs.get(tenant, job_id))
+async def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
+    return view(await jobs.get_async(tenant, job_id))
 
 
 @router.get("/{job_id}/metrics", summary="Per-epoch metrics", responses=responses(401, 404, 422))

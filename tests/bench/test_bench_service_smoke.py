@@ -37,7 +37,7 @@ def test_quick_run_prints_the_table(tmp_path: Path) -> None:
     for name in ("submission", "drain", "p99", "queue latency", "e2e", "engine alone", "overhead"):
         assert name in metrics
     targets = [row for row in rows if row[2] != "—"]
-    assert len(targets) == 2 and all(row[3] in ("yes", "**no**") for row in targets)
+    assert len(targets) == 3 and all(row[3] in ("yes", "**no**") for row in targets)
 
     results = json.loads(out.read_text())
     assert results["mode"] == "quick"

@@ -75,7 +75,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,10 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
-import redis  # noqa: E402
 
 from engine import TrainSpec, load_builtin, train  # noqa: E402
-from store import workers  # noqa: E402
 from trainapi import processes  # noqa: E402
+from trainapi.processes import LocalService  # noqa: E402
 
 #: Targets; printed as met or missed, never enforced.
 TARGET_GET_P99_MS = 25.0
@@ -219,68 +218,6 @@ def process_tree_cpu_seconds(pid: int) -> float:
 # -- the service ---------------------------------------------------------------
 
 
-@dataclass
-class LocalService:
-    """Redis, workers and the API over one data directory, started like ``trainapi serve`` starts them."""
-
-    root: Path
-    env_extra: dict[str, str] = field(default_factory=dict)
-    redis_port: int = field(default_factory=processes.free_port)
-    api_port: int = field(default_factory=processes.free_port)
-    redis: subprocess.Popen[bytes] | None = None
-    api: subprocess.Popen[bytes] | None = None
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
-
-    def env(self) -> dict[str, str]:
-        return processes.child_env(self.redis_url, self.root, threads=1, extra=self.env_extra)
-
-    def start(self, n_workers: int = 1) -> LocalService:
-        """Start everything and wait until the workers beat and the API answers ``/healthz``."""
-        self.redis, _ = processes.start_redis(self.root / "redis", port=self.redis_port)
-        for i in range(n_workers):
-            name = f"w{i + 1}"
-            self.workers[name] = processes.start_worker(self.env(), name=name, log_file=self.root / f"{name}.log")
-        client = redis.Redis.from_url(self.redis_url, decode_responses=True)
-        for name, proc in self.workers.items():
-
-            def beating(name: str = name) -> bool:
-                return any(w.startswith(f"{name}@") for w in workers.live(client))
-
-            processes.wait_until(beating, 90, f"worker {name}", proc)
-        client.close()
-        self.api = processes.start_api(self.env(), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        processes.wait_until(up, 60, "the API", self.api)
-        return self
-
-    def stop(self) -> None:
-        if self.api is not None:
-            processes.stop(self.api)
-            self.api = None
-        for name in list(self.workers):
-            processes.stop(self.workers.pop(name), timeout=60)
-        if self.redis is not None:
-            processes.stop(self.redis)
-            self.redis = None
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.root.glob("*.log")))
-
-
 @contextlib.contextmanager
 def running_service(n_workers: int = 1) -> Iterator[LocalService]:
     """A service in a temporary directory, stopped and removed afterwards."""
@@ -288,7 +225,7 @@ def running_service(n_workers: int = 1) -> Iterator[LocalService]:
         # Many queued jobs at once: lift the per-tenant quota of queued + running jobs (default 100).
         svc = LocalService(Path(tmp), env_extra={"TRAINAPI_MAX_ACTIVE_JOBS": "100000"})
         try:
-            yield svc.start(n_workers)
+            yield svc.start(workers=n_workers)
         except BaseException:
             if svc.root.exists():
                 print(svc.logs(), file=sys.stderr)

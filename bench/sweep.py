@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from support import Service  # noqa: E402
 
+from trainapi.processes import LocalService as Service  # noqa: E402
 from trainapi.processes import blas_threads  # noqa: E402
 
 SWEEP: dict[str, Any] = {

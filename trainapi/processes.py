@@ -13,10 +13,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from store import workers as worker_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,3 +162,96 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0, sig: int = signal
             proc.kill()
             proc.wait()
     return int(proc.returncode)
+
+
+@dataclass
+class LocalService:
+    """Redis, workers and the API over one data directory, each part startable and stoppable on its own.
+
+    What the integration tests and the benchmarks run: the processes ``trainapi serve``
+    starts, on free ports, with logs in ``root``.
+    """
+
+    root: Path
+    env_extra: dict[str, str] = field(default_factory=dict)
+    threads: int = 1  # BLAS threads per worker process
+    redis_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    redis: subprocess.Popen[bytes] | None = None
+    api: subprocess.Popen[bytes] | None = None
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def env(self) -> dict[str, str]:
+        return child_env(self.redis_url, self.root, threads=self.threads, extra=self.env_extra)
+
+    def start(self, workers: int = 1) -> LocalService:
+        """Redis, ``workers`` workers (each beating) and the API (answering ``/healthz``)."""
+        self.start_redis()
+        for i in range(workers):
+            self.start_worker(f"w{i + 1}")
+        self.start_api()
+        return self
+
+    def start_redis(self) -> None:
+        self.redis, _ = start_redis(self.root / "redis", port=self.redis_port)
+
+    def start_worker(self, name: str = "w1", wait: bool = True) -> subprocess.Popen[bytes]:
+        proc = start_worker(self.env(), name=name, log_file=self.root / f"{name}.log")
+        self.workers[name] = proc
+        if wait:
+            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+            try:
+                wait_until(
+                    lambda: any(w.startswith(f"{name}@") for w in worker_registry.live(client)),
+                    90,
+                    f"worker {name}",
+                    proc,
+                )
+            finally:
+                client.close()
+        return proc
+
+    def start_api(self) -> None:
+        self.api = start_api(self.env(), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
+
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        try:
+            wait_until(up, 60, "the API", self.api)
+        except StartupError as exc:
+            raise StartupError(f"{exc}\n{self.logs()}") from None
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            stop(self.api)
+            self.api = None
+
+    def stop_worker(self, name: str) -> None:
+        stop(self.workers.pop(name), timeout=60)
+
+    def stop_redis(self) -> None:
+        if self.redis is not None:
+            stop(self.redis)
+            self.redis = None
+
+    def stop(self) -> None:
+        self.stop_api()
+        for name in list(self.workers):
+            self.stop_worker(name)
+        self.stop_redis()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.root.glob("*.log")))

@@ -30,10 +30,10 @@ def value(weights: np.ndarray, l1: float, l2: float) -> float:
     return total
 
 
-def add_l2_gradient(weights: np.ndarray, grad: np.ndarray, l2: float) -> None:
-    """Add ``2 * l2 * w`` to ``grad`` in place (shapes (n_weights,))."""
+def add_l2_gradient(weights: np.ndarray, grad: np.ndarray, l2: float, scratch: np.ndarray | None = None) -> None:
+    """Add ``2 * l2 * w`` to ``grad`` in place (shapes (n_weights,)); ``scratch`` spares a temporary."""
     if l2:
-        grad += (2.0 * l2) * weights
+        grad += np.multiply(weights, 2.0 * l2, out=scratch)
 
 
 def l1_subgradient(weights: np.ndarray, l1: float) -> np.ndarray:

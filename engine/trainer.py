@@ -158,7 +158,7 @@ class Trainer:
             xb = np.take(data.X_train, rows, axis=0, out=self._xb[: len(rows)])
             yb = data.y_train[rows]
             net.train_batch(xb, yb, self.rng, r.input_dropout, dropout)
-            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], l2)
+            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], l2, self._prox_scratch)
             opt.step(net.params, net.grads, lr)
             if l1:
                 threshold = opt.l1_threshold(lr, l1)

@@ -23,7 +23,7 @@ import redis
 from store.artifacts import Artifacts, write_atomic
 from store.errors import NotFound
 from store.jobs import now_iso
-from store.redis import key
+from store.redis import key, plausible_id
 
 _JSON_FIELDS = ("classes", "feature_names", "target_numeric")
 
@@ -79,7 +79,7 @@ class DatasetStore:
 
     def get(self, tenant: str, dataset_id: str) -> dict[str, Any]:
         """The record, or NotFound (also when it belongs to another tenant)."""
-        raw = self.r.hgetall(key("dataset", dataset_id)) if _plausible_id(dataset_id) else {}
+        raw = self.r.hgetall(key("dataset", dataset_id)) if plausible_id(dataset_id, "ds_") else {}
         if not raw or raw.get("tenant") != tenant:
             raise NotFound("dataset", dataset_id)
         return self._decode(raw)
@@ -117,7 +117,3 @@ class DatasetStore:
         for name in ("n_samples", "n_features", "size_bytes"):
             out[name] = int(out[name])
         return out
-
-
-def _plausible_id(ident: str) -> bool:
-    return ident.startswith("ds_") and len(ident) == 35 and ident[3:].isalnum()

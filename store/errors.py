@@ -31,7 +31,3 @@ class QuotaExceeded(StoreError):
 
 class StaleAttempt(StoreError):
     """A write came from an attempt that no longer owns the job."""
-
-
-class StoreUnavailable(StoreError):
-    """Redis cannot be reached."""

@@ -30,7 +30,7 @@ import redis
 import redis.asyncio
 
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
-from store.redis import key
+from store.redis import key, plausible_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
 ACTIVE = ("queued", "running", "cancelling")
@@ -243,7 +243,7 @@ class JobStore:
 
     def get(self, tenant: str, job_id: str) -> dict[str, Any]:
         """The record, or NotFound (also when it belongs to another tenant)."""
-        raw = self.r.hgetall(key("job", job_id)) if _plausible_id(job_id) else {}
+        raw = self.r.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
         if not raw or raw.get("tenant") != tenant:
             raise NotFound("job", job_id)
         return self._decode(raw)
@@ -255,7 +255,7 @@ class JobStore:
         """
         if self.ar is None:
             return self.get(tenant, job_id)
-        raw = await self.ar.hgetall(key("job", job_id)) if _plausible_id(job_id) else {}
+        raw = await self.ar.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
         if not raw or raw.get("tenant") != tenant:
             raise NotFound("job", job_id)
         return self._decode(raw)
@@ -454,7 +454,3 @@ def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
-
-
-def _plausible_id(ident: str) -> bool:
-    return ident.startswith("job_") and len(ident) == 36 and ident[4:].isalnum()

@@ -27,3 +27,8 @@ def connect_async(url: str) -> redis.asyncio.Redis:
 def key(*parts: str) -> str:
     """``trainapi:part:part…`` — every key the service writes starts with the prefix."""
     return ":".join((PREFIX, *parts))
+
+
+def plausible_id(ident: str, prefix: str) -> bool:
+    """``prefix`` followed by 32 hex digits: anything else is no record's id (and never reaches Redis)."""
+    return ident.startswith(prefix) and len(ident) == len(prefix) + 32 and ident[len(prefix) :].isalnum()

@@ -31,7 +31,7 @@ import redis
 
 from store.errors import Conflict, NotFound
 from store.jobs import TERMINAL, JobStore, now_iso
-from store.redis import key
+from store.redis import key, plausible_id
 
 SWEEP_TERMINAL = ("succeeded", "failed", "cancelled")
 _JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning")
@@ -122,7 +122,7 @@ class SweepStore:
         return self._decode(record)
 
     def get(self, tenant: str, sweep_id: str) -> dict[str, Any]:
-        raw = self.r.hgetall(key("sweep", sweep_id)) if _plausible_id(sweep_id) else {}
+        raw = self.r.hgetall(key("sweep", sweep_id)) if plausible_id(sweep_id, "swp_") else {}
         if not raw or raw.get("tenant") != tenant:
             raise NotFound("sweep", sweep_id)
         return self._decode(raw)
@@ -271,7 +271,3 @@ class SweepStore:
         out["max_concurrent"] = int(out.get("max_concurrent") or 1)
         out["seq"] = int(out.get("seq") or 0)
         return out
-
-
-def _plausible_id(ident: str) -> bool:
-    return ident.startswith("swp_") and len(ident) == 36 and ident[4:].isalnum()

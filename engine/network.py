@@ -34,8 +34,7 @@ class _Buffers:
     grad_in: list[np.ndarray]  # gradient w.r.t. hidden activations, (batch, sizes[i + 1])
     factor: list[np.ndarray]  # relu: derivative times mask; else the dropout mask
     dropped: list[np.ndarray]  # tanh/sigmoid with dropout: activation times mask
-    scratch: list[np.ndarray]
-    uniform: list[np.ndarray]  # random draws for the masks, index 0 is the input
+    masks: list[np.ndarray]  # dropout masks of the hidden layers
     x_mask: np.ndarray
     x_dropped: np.ndarray
 
@@ -157,10 +156,10 @@ class Network:
         buf = self._batch_buffers(m)
         masks: list[np.ndarray | None] = [None] * self.n_layers
         if input_dropout > 0.0:
-            masks[0] = fill_mask(rng, input_dropout, buf.x_mask[:m], buf.uniform[0][:m])
+            masks[0] = fill_mask(rng, input_dropout, buf.x_mask[:m])
         for i, p in enumerate(dropout):
             if p > 0.0:
-                masks[i + 1] = fill_mask(rng, p, buf.scratch[i][:m], buf.uniform[i + 1][:m])
+                masks[i + 1] = fill_mask(rng, p, buf.masks[i][:m])
         self._forward_backward(x, y, masks, buf)
 
     def loss_and_gradient(self, x: np.ndarray, y: np.ndarray, masks: list[np.ndarray | None]) -> float:
@@ -255,8 +254,7 @@ class Network:
                 grad_in=[alloc(u) for u in hidden],
                 factor=[alloc(u) for u in hidden],
                 dropped=[alloc(u) for u in hidden],
-                scratch=[alloc(u) for u in hidden],
-                uniform=[alloc(u) for u in self.sizes[:-1]],
+                masks=[alloc(u) for u in hidden],
                 x_mask=alloc(self.sizes[0]),
                 x_dropped=alloc(self.sizes[0]),
             )

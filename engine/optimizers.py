@@ -1,7 +1,7 @@
 """First-order optimizers over one flat parameter vector.
 
 Each optimizer is a small class with one :meth:`Optimizer.step`. State arrays
-are keyed by name (``"velocity"``, ``"m"``, ``"v"``, …) and have the shape of
+are keyed by name (``"velocity"``, ``"m_sum"``, ``"v_sum"``, …) and have the shape of
 the flat parameter vector, so checkpoints store them as they are. Updates are
 written as in-place NumPy operations with Python-float scalars, which keep
 float32 arrays in float32 (a NumPy ``float64`` scalar would promote them).
@@ -100,9 +100,12 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba), and AdamW with decoupled weight decay when ``weight_decay`` > 0.
 
-    ``p <- p - lr_t * m / (sqrt(v) + eps_t)`` with the bias corrections folded
-    into the scalars ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)`` and
-    ``eps_t = eps * sqrt(1 - b2^t)``: the same update as the textbook form.
+    The moments are kept as exponentially weighted sums, ``M = m / (1 - b1)``
+    and ``V = v / (1 - b2)``, which saves two passes over the parameters per
+    step: ``M <- b1 M + g``, ``V <- b2 V + g^2``. With ``r = sqrt((1 - b2) / (1
+    - b2^t))`` the textbook update ``lr * m_hat / (sqrt(v_hat) + eps)`` is
+    ``lr (1 - b1) / ((1 - b1^t) r) * M / (sqrt(V) + eps / r)``: the same
+    update, rounded differently, with the bias corrections in the scalars.
     """
 
     def __init__(
@@ -118,33 +121,35 @@ class Adam(Optimizer):
         super().__init__(size, n_weights, dtype)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay = weight_decay
-        self.state["m"] = np.zeros(size, dtype=dtype)
-        self.state["v"] = np.zeros(size, dtype=dtype)
+        self.state["m_sum"] = np.zeros(size, dtype=dtype)
+        self.state["v_sum"] = np.zeros(size, dtype=dtype)
         self._denom = np.zeros(size, dtype=dtype)
         self._prox_scale = 0.0
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
-        m, v, tmp, denom = self.state["m"], self.state["v"], self._scratch, self._denom
+        m, v, tmp, denom = self.state["m_sum"], self.state["v_sum"], self._scratch, self._denom
         if self.weight_decay:
             # Decoupled (AdamW): shrink the weights, not the gradient.
             params[: self.n_weights] *= 1.0 - lr * self.weight_decay
-        # m <- b1 m + (1 - b1) g, written as g + b1 (m - g) to avoid a temporary.
-        m -= grads
         m *= self.beta1
         m += grads
         np.multiply(grads, grads, out=tmp)
-        v -= tmp
         v *= self.beta2
         v += tmp
-        bc2 = math.sqrt(1.0 - self.beta2**self.t)
-        # Per-coordinate step on the bias-corrected moment m_hat is lr * bc2 / denom.
-        self._prox_scale = lr * bc2
+        r = math.sqrt((1.0 - self.beta2) / (1.0 - self.beta2**self.t))
+        # The update of a coordinate is (lr / r) / denom times the bias-corrected moment m_hat.
+        self._prox_scale = lr / r
         np.sqrt(v, out=denom)
-        denom += self.epsilon * bc2
+        denom += self.epsilon / r
         np.divide(m, denom, out=tmp)
-        tmp *= self._prox_scale / (1.0 - self.beta1**self.t)
+        tmp *= self._prox_scale * (1.0 - self.beta1) / (1.0 - self.beta1**self.t)
         params -= tmp
+
+    def load_state_dict(self, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if "m" in arrays:  # a checkpoint from before the moments were kept as sums
+            arrays = {"m_sum": arrays["m"] / (1.0 - self.beta1), "v_sum": arrays["v"] / (1.0 - self.beta2)}
+        super().load_state_dict(scalars, arrays)
 
     def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
         w = self.n_weights

@@ -245,6 +245,7 @@ def machine_info(torch_mod: Any, sklearn_version: str | None) -> dict[str, Any]:
         "numpy_blas": f"{blas_build.get('name', '?')} {blas_build.get('version', '')}".strip(),
         "numpy_blas_config": blas_build.get("openblas configuration"),
         "numpy_blas_runtime_kernel": runtime.get("architecture"),
+        "openblas_environment": {k: v for k, v in os.environ.items() if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
         "numpy_blas_threads": runtime.get("num_threads"),
         "torch": None,
         "sklearn": sklearn_version,
@@ -843,11 +844,15 @@ def main(argv: list[str] | None = None) -> int:
             print_(f"  {name}: {rate:.1f} GFLOP/s ({rate / peak:.0%} of peak)")
         results["gemm_gflops"] = gemm
         kernel = str(info["numpy_blas_runtime_kernel"] or "")
-        if kernel in ("Haswell", "Zen") and cpu_has_avx512():
+        forced = info["openblas_environment"]
+        if forced:
+            settings = " ".join(f"{k}={v}" for k, v in forced.items())
             print_(
-                f"  note: OpenBLAS runs its {kernel} (AVX2) kernels on a CPU with AVX-512; "
-                "OPENBLAS_CORETYPE=SkylakeX in the environment may select faster ones"
+                f"  note: {settings} in the environment fixes OpenBLAS's kernels ({kernel}); without it NumPy's "
+                "OpenBLAS picks its own for this CPU (`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...`)"
             )
+        elif kernel in ("Haswell", "Zen") and cpu_has_avx512():
+            print_(f"  note: OpenBLAS chose its {kernel} (AVX2) kernels on a CPU with AVX-512")
         results["gemm_competing_load"] = monitor.others()
         print_(describe_load(results["gemm_competing_load"]).replace("this case", "the GEMM runs"))
 

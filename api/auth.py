@@ -74,10 +74,6 @@ class KeyRing:
         """True when no key is configured: every request is the local tenant."""
         return not self.current()
 
-    def tenant_for(self, key: str) -> str | None:
-        """The tenant owning ``key``, or None."""
-        return _tenant_in(self.current(), key)
-
 
 def _parse(text: str) -> dict[str, str]:
     hashes: dict[str, str] = {}

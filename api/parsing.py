@@ -359,13 +359,11 @@ def _check_header(names: list[str], raw: list[str]) -> None:
             f"the header has a single column {names[0]!r}: need at least one feature column and a target column{hint}",
             field="file",
         )
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names, start=1):
-        if not name:
-            raise ParseError(f"column {i} of the header has an empty name", field="file")
-        if name in seen:
-            raise ParseError(f"duplicate column name {name!r} (columns {seen[name]} and {i})", field="file")
-        seen[name] = i
+    _unique_names(
+        names,
+        "column {i} of the header has an empty name",
+        "duplicate column name {name!r} (columns {first} and {i})",
+    )
 
 
 def _target_index(names: list[str], target: str | None) -> int:
@@ -667,15 +665,28 @@ def _decode_strings(values: NDArray[Any], key: str, unit: str) -> list[str]:
     return out
 
 
-def _npz_feature_names(archive: np.lib.npyio.NpzFile, p: int) -> tuple[str, ...]:
-    names = _decode_strings(_load(archive, "feature_names"), "feature_names", "position")
+def _unique_names(names: Sequence[str], empty: str, duplicate: str) -> dict[str, int]:
+    """Name -> 1-based position; a ParseError for an empty or repeated name.
+
+    ``empty`` is formatted with ``i``, ``duplicate`` with ``name``, ``first`` and ``i``.
+    """
     seen: dict[str, int] = {}
     for i, name in enumerate(names, start=1):
         if not name:
-            raise ParseError(f"feature_names has an empty name at position {i}", field="file")
+            raise ParseError(empty.format(i=i), field="file")
         if name in seen:
-            raise ParseError(f"duplicate feature name {name!r} (positions {seen[name]} and {i})", field="file")
+            raise ParseError(duplicate.format(name=name, first=seen[name], i=i), field="file")
         seen[name] = i
+    return seen
+
+
+def _npz_feature_names(archive: np.lib.npyio.NpzFile, p: int) -> tuple[str, ...]:
+    names = _decode_strings(_load(archive, "feature_names"), "feature_names", "position")
+    seen = _unique_names(
+        names,
+        "feature_names has an empty name at position {i}",
+        "duplicate feature name {name!r} (positions {first} and {i})",
+    )
     if "target" in seen:
         # The target of an .npz is called "target"; one name must not mean two columns.
         raise ParseError("feature name 'target' is reserved for y; rename that column", field="file")

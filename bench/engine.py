@@ -572,7 +572,7 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
                 order = rng.permutation(len(y))
             clock.start()
             rows = order[b * m : (b + 1) * m]
-            xb = np.take(X, rows, axis=0, out=xb_buf)
+            xb = np.take(X, rows, axis=0, out=xb_buf, mode="clip")
             yb = y[rows]
             clock.lap("batch gather: np.take rows + labels")
             for i, p in enumerate(dropout):

@@ -74,11 +74,17 @@ def gradient(head: str, z: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.nda
         s -= y
         out *= 1.0 / m
     else:
-        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        # (softmax(z) - onehot(y)) / m. Reductions run over the contiguous class-major
+        # copy and the row sums as a matrix-vector product: NumPy reduces a short axis
+        # slowly, and this runs once per mini-batch.
+        by_class = np.ascontiguousarray(z.T)
+        row_max = np.maximum.reduce(by_class, axis=0)
+        np.subtract(z, row_max[:, None], out=out)
         np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
-        out[np.arange(m), y] -= 1.0
-        out *= 1.0 / m
+        total = out @ np.ones(out.shape[1], dtype=out.dtype)
+        total *= m
+        out /= total[:, None]
+        out.reshape(-1)[np.arange(m) * out.shape[1] + y] -= 1.0 / m
     return out
 
 

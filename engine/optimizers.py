@@ -123,12 +123,13 @@ class Adam(Optimizer):
         self.weight_decay = weight_decay
         self.state["m_sum"] = np.zeros(size, dtype=dtype)
         self.state["v_sum"] = np.zeros(size, dtype=dtype)
-        self._denom = np.zeros(size, dtype=dtype)
+        self._denom: np.ndarray | None = None  # allocated by the first l1_threshold
         self._prox_scale = 0.0
+        self._eps = 0.0
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
-        m, v, tmp, denom = self.state["m_sum"], self.state["v_sum"], self._scratch, self._denom
+        m, v, tmp = self.state["m_sum"], self.state["v_sum"], self._scratch
         if self.weight_decay:
             # Decoupled (AdamW): shrink the weights, not the gradient.
             params[: self.n_weights] *= 1.0 - lr * self.weight_decay
@@ -139,10 +140,11 @@ class Adam(Optimizer):
         v += tmp
         r = math.sqrt((1.0 - self.beta2) / (1.0 - self.beta2**self.t))
         # The update of a coordinate is (lr / r) / denom times the bias-corrected moment m_hat.
-        self._prox_scale = lr / r
-        np.sqrt(v, out=denom)
-        denom += self.epsilon / r
-        np.divide(m, denom, out=tmp)
+        self._prox_scale, self._eps = lr / r, self.epsilon / r
+        # The denominator lives in tmp: one work array fewer keeps more of the step in cache.
+        np.sqrt(v, out=tmp)
+        tmp += self._eps
+        np.divide(m, tmp, out=tmp)
         tmp *= self._prox_scale * (1.0 - self.beta1) / (1.0 - self.beta1**self.t)
         params -= tmp
 
@@ -152,8 +154,13 @@ class Adam(Optimizer):
         super().load_state_dict(scalars, arrays)
 
     def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
+        # The denominator of the last step, recomputed by the same operations (so equal bit for bit).
         w = self.n_weights
-        return np.divide(self._prox_scale * l1, self._denom[:w], out=self._scratch[:w])
+        if self._denom is None:
+            self._denom = np.zeros(w, dtype=self._scratch.dtype)
+        np.sqrt(self.state["v_sum"][:w], out=self._denom)
+        self._denom += self._eps
+        return np.divide(self._prox_scale * l1, self._denom, out=self._scratch[:w])
 
 
 class RMSprop(Optimizer):
@@ -163,26 +170,29 @@ class RMSprop(Optimizer):
         super().__init__(size, n_weights, dtype)
         self.rho, self.epsilon = rho, epsilon
         self.state["s"] = np.zeros(size, dtype=dtype)
-        self._denom = np.zeros(size, dtype=dtype)
-        self._lr = 0.0
+        self._denom: np.ndarray | None = None  # allocated by the first l1_threshold
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
-        s, tmp, denom = self.state["s"], self._scratch, self._denom
+        s, tmp = self.state["s"], self._scratch
         np.multiply(grads, grads, out=tmp)
         s -= tmp
         s *= self.rho
         s += tmp
-        np.sqrt(s, out=denom)
-        denom += self.epsilon
-        np.divide(grads, denom, out=tmp)
+        np.sqrt(s, out=tmp)
+        tmp += self.epsilon
+        np.divide(grads, tmp, out=tmp)
         tmp *= lr
         params -= tmp
-        self._lr = lr
 
     def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
+        # The denominator of the last step, recomputed by the same operations (so equal bit for bit).
         w = self.n_weights
-        return np.divide(lr * l1, self._denom[:w], out=self._scratch[:w])
+        if self._denom is None:
+            self._denom = np.zeros(w, dtype=self._scratch.dtype)
+        np.sqrt(self.state["s"][:w], out=self._denom)
+        self._denom += self.epsilon
+        return np.divide(lr * l1, self._denom, out=self._scratch[:w])
 
 
 def create(spec: OptimizerSpec, size: int, n_weights: int, dtype: np.dtype) -> Optimizer:

@@ -155,7 +155,8 @@ class Trainer:
                 if reason is not None:
                     return reason
             rows = order[start : start + t.batch_size]
-            xb = np.take(data.X_train, rows, axis=0, out=self._xb[: len(rows)])
+            # mode="clip": with the default "raise", np.take gathers into a temporary and copies.
+            xb = np.take(data.X_train, rows, axis=0, out=self._xb[: len(rows)], mode="clip")
             yb = data.y_train[rows]
             net.train_batch(xb, yb, self.rng, r.input_dropout, dropout)
             penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], l2, self._prox_scratch)

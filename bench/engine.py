@@ -593,7 +593,7 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
                     clock.lap("relu x mask (forward)")
                     a = z[i]
                     inputs.append(a)
-            dz = losses.gradient(net.head, z[-1], yb, out=z[-1])
+            dz = losses.gradient(net.head, z[-1], yb, out=z[-1], scale=trainer.grad_scale)
             clock.lap("softmax cross-entropy gradient")
             for i in range(n_layers - 1, -1, -1):
                 np.matmul(dz.T, inputs[i], out=net.grad_weights[i])
@@ -607,8 +607,10 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
                 grad_in[i - 1] *= factor[i - 1]
                 clock.lap("relu x mask (backward)")
                 dz = grad_in[i - 1]
-            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], r.l2, trainer._prox_scratch)
-            clock.lap("L2 gradient (grad += 2*l2*w)")
+            penalties.add_l2_gradient(
+                net.params[:n_w], net.grads[:n_w], r.l2, trainer._prox_scratch, trainer.grad_scale
+            )
+            clock.lap("L2 gradient (grad += w, gradients at scale 1/(2*l2))")
             opt.step(net.params, net.grads, case.learning_rate)
             clock.lap("Adam step")
             clock.end()

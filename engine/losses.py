@@ -51,8 +51,8 @@ def loss(head: str, z: np.ndarray, y: np.ndarray) -> float:
     return float((lse - z[np.arange(len(y)), y]).mean())
 
 
-def gradient(head: str, z: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Gradient of :func:`loss` with respect to ``z``, written into ``out``.
+def gradient(head: str, z: np.ndarray, y: np.ndarray, out: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Gradient of :func:`loss` with respect to ``z``, times ``scale``, written into ``out``.
 
     ``out`` may be ``z`` itself (the logits are then consumed).
 
@@ -60,11 +60,13 @@ def gradient(head: str, z: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.nda
     ----------
     z, out : ndarray of shape (n_samples, n_outputs)
     y : ndarray of shape (n_samples,)
+    scale : float
+        Multiplies the gradient (and so every gradient backpropagated from it).
     """
     m = z.shape[0]
     if head == "identity":
         np.subtract(z[:, 0], y, out=out[:, 0])
-        out *= 2.0 / m
+        out *= 2.0 * scale / m
     elif head == "sigmoid":
         s = out[:, 0]
         np.multiply(z[:, 0], 0.5, out=s)
@@ -72,7 +74,7 @@ def gradient(head: str, z: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.nda
         s += 1.0
         s *= 0.5  # sigmoid(z)
         s -= y
-        out *= 1.0 / m
+        out *= scale / m
     else:
         # (softmax(z) - onehot(y)) / m. Reductions run over the contiguous class-major
         # copy and the row sums as a matrix-vector product: NumPy reduces a short axis
@@ -82,9 +84,9 @@ def gradient(head: str, z: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.nda
         np.subtract(z, row_max[:, None], out=out)
         np.exp(out, out=out)
         total = out @ np.ones(out.shape[1], dtype=out.dtype)
-        total *= m
+        total *= m / scale
         out /= total[:, None]
-        out.reshape(-1)[np.arange(m) * out.shape[1] + y] -= 1.0 / m
+        out.reshape(-1)[np.arange(m) * out.shape[1] + y] -= scale / m
     return out
 
 

@@ -139,6 +139,7 @@ class Network:
         rng: np.random.Generator,
         input_dropout: float,
         dropout: list[float],
+        grad_scale: float = 1.0,
     ) -> None:
         """Forward and backward pass of one mini-batch; leaves the data-loss gradient in ``grads``.
 
@@ -152,6 +153,8 @@ class Network:
             Drop rate of the input features.
         dropout : list of float
             Drop rate of each hidden layer.
+        grad_scale : float
+            The gradient left in ``grads`` is the true one times this.
         """
         m = x.shape[0]
         buf = self._batch_buffers(m)
@@ -161,7 +164,7 @@ class Network:
         for i, p in enumerate(dropout):
             if p > 0.0:
                 masks[i + 1] = fill_mask(rng, p, buf.masks[i][:m])
-        self._forward_backward(x, y, masks, buf)
+        self._forward_backward(x, y, masks, buf, grad_scale=grad_scale)
 
     def loss_and_gradient(self, x: np.ndarray, y: np.ndarray, masks: list[np.ndarray | None]) -> float:
         """Data loss and its gradient (into ``grads``) with given dropout masks.
@@ -190,6 +193,7 @@ class Network:
         masks: list[np.ndarray | None],
         buf: _Buffers,
         want_loss: bool = False,
+        grad_scale: float = 1.0,
     ) -> float:
         m = x.shape[0]
         relu = self.activation == "relu"
@@ -220,7 +224,7 @@ class Network:
                 inputs.append(a)
         out = buf.z[last][:m]
         loss = losses.loss(self.head, out, y) if want_loss else 0.0
-        dz = losses.gradient(self.head, out, y, out=out)
+        dz = losses.gradient(self.head, out, y, out=out, scale=grad_scale)
         for i in range(last, -1, -1):
             np.matmul(dz.T, inputs[i], out=self.grad_weights[i])
             np.matmul(buf.ones[:m], dz, out=self.grad_biases[i])

@@ -5,6 +5,13 @@ are keyed by name (``"velocity"``, ``"m_sum"``, ``"v_sum"``, …) and have the s
 the flat parameter vector, so checkpoints store them as they are. Updates are
 written as in-place NumPy operations with Python-float scalars, which keep
 float32 arrays in float32 (a NumPy ``float64`` scalar would promote them).
+
+An optimizer may be handed gradients multiplied by a constant ``grad_scale``
+(the trainer does so to fold the L2 gradient into one pass, see
+:func:`engine.penalties.l2_gradient_scale`). Its state then holds moments of
+the scaled gradients, and each optimizer compensates exactly where the scale
+matters: SGD divides its learning rate by it, Adam and RMSprop multiply their
+epsilon by it (their updates are otherwise invariant to the gradient's scale).
 """
 
 from __future__ import annotations
@@ -28,10 +35,16 @@ class Optimizer:
         The first ``n_weights`` entries are weights (decoupled weight decay
         applies to them only); the rest are biases.
     dtype : numpy dtype
+    grad_scale : float
+        The gradients passed to :meth:`step` are the true gradients times this.
     """
 
-    def __init__(self, size: int, n_weights: int, dtype: np.dtype) -> None:
+    #: Power of the gradient scale in each state array (moments of g: 1; of g**2: 2).
+    scale_powers: tuple[tuple[str, int], ...] = ()
+
+    def __init__(self, size: int, n_weights: int, dtype: np.dtype, grad_scale: float = 1.0) -> None:
         self.n_weights = n_weights
+        self.grad_scale = grad_scale
         self.t = 0
         self.state: dict[str, np.ndarray] = {}
         self._scratch = np.zeros(size, dtype=dtype)
@@ -50,13 +63,21 @@ class Optimizer:
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able scalars and the state arrays, for checkpoints."""
-        return {"t": self.t}, dict(self.state)
+        return {"t": self.t, "grad_scale": self.grad_scale}, dict(self.state)
 
     def load_state_dict(self, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        State saved at another gradient scale (checkpoints without one were
+        saved at 1) is rescaled to this optimizer's.
+        """
         self.t = int(scalars["t"])
         for key, value in arrays.items():
             self.state[key][...] = value
+        ratio = self.grad_scale / float(scalars.get("grad_scale", 1.0))
+        if ratio != 1.0:
+            for key, power in self.scale_powers:
+                self.state[key] *= ratio**power
 
 
 class SGD(Optimizer):
@@ -66,8 +87,12 @@ class SGD(Optimizer):
     with Nesterov).
     """
 
-    def __init__(self, size: int, n_weights: int, dtype: np.dtype, momentum: float, nesterov: bool) -> None:
-        super().__init__(size, n_weights, dtype)
+    scale_powers = (("velocity", 1),)
+
+    def __init__(
+        self, size: int, n_weights: int, dtype: np.dtype, momentum: float, nesterov: bool, grad_scale: float = 1.0
+    ) -> None:
+        super().__init__(size, n_weights, dtype, grad_scale)
         self.momentum = momentum
         self.nesterov = nesterov
         if momentum:
@@ -81,6 +106,7 @@ class SGD(Optimizer):
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
+        lr /= self.grad_scale
         if not self.momentum:
             np.multiply(grads, lr, out=self._scratch)
             params -= self._scratch
@@ -106,7 +132,11 @@ class Adam(Optimizer):
     - b2^t))`` the textbook update ``lr * m_hat / (sqrt(v_hat) + eps)`` is
     ``lr (1 - b1) / ((1 - b1^t) r) * M / (sqrt(V) + eps / r)``: the same
     update, rounded differently, with the bias corrections in the scalars.
+    Gradients scaled by ``k`` scale ``M`` by ``k`` and ``sqrt(V)`` by ``k``, so
+    the update is the same with epsilon scaled by ``k``.
     """
+
+    scale_powers = (("m_sum", 1), ("v_sum", 2))
 
     def __init__(
         self,
@@ -117,8 +147,9 @@ class Adam(Optimizer):
         beta2: float,
         epsilon: float,
         weight_decay: float = 0.0,
+        grad_scale: float = 1.0,
     ) -> None:
-        super().__init__(size, n_weights, dtype)
+        super().__init__(size, n_weights, dtype, grad_scale)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay = weight_decay
         self.state["m_sum"] = np.zeros(size, dtype=dtype)
@@ -140,7 +171,7 @@ class Adam(Optimizer):
         v += tmp
         r = math.sqrt((1.0 - self.beta2) / (1.0 - self.beta2**self.t))
         # The update of a coordinate is (lr / r) / denom times the bias-corrected moment m_hat.
-        self._prox_scale, self._eps = lr / r, self.epsilon / r
+        self._prox_scale, self._eps = lr / r, self.epsilon * self.grad_scale / r
         # The denominator lives in tmp: one work array fewer keeps more of the step in cache.
         np.sqrt(v, out=tmp)
         tmp += self._eps
@@ -160,14 +191,22 @@ class Adam(Optimizer):
             self._denom = np.zeros(w, dtype=self._scratch.dtype)
         np.sqrt(self.state["v_sum"][:w], out=self._denom)
         self._denom += self._eps
-        return np.divide(self._prox_scale * l1, self._denom, out=self._scratch[:w])
+        # The denominator is grad_scale times the true one.
+        return np.divide(self._prox_scale * l1 * self.grad_scale, self._denom, out=self._scratch[:w])
 
 
 class RMSprop(Optimizer):
-    """RMSprop: ``s <- rho s + (1 - rho) g^2``; ``p <- p - lr * g / (sqrt(s) + eps)``."""
+    """RMSprop: ``s <- rho s + (1 - rho) g^2``; ``p <- p - lr * g / (sqrt(s) + eps)``.
 
-    def __init__(self, size: int, n_weights: int, dtype: np.dtype, rho: float, epsilon: float) -> None:
-        super().__init__(size, n_weights, dtype)
+    Invariant to the gradient's scale but for epsilon, which is scaled with it.
+    """
+
+    scale_powers = (("s", 2),)
+
+    def __init__(
+        self, size: int, n_weights: int, dtype: np.dtype, rho: float, epsilon: float, grad_scale: float = 1.0
+    ) -> None:
+        super().__init__(size, n_weights, dtype, grad_scale)
         self.rho, self.epsilon = rho, epsilon
         self.state["s"] = np.zeros(size, dtype=dtype)
         self._denom: np.ndarray | None = None  # allocated by the first l1_threshold
@@ -180,7 +219,7 @@ class RMSprop(Optimizer):
         s *= self.rho
         s += tmp
         np.sqrt(s, out=tmp)
-        tmp += self.epsilon
+        tmp += self.epsilon * self.grad_scale
         np.divide(grads, tmp, out=tmp)
         tmp *= lr
         params -= tmp
@@ -191,18 +230,21 @@ class RMSprop(Optimizer):
         if self._denom is None:
             self._denom = np.zeros(w, dtype=self._scratch.dtype)
         np.sqrt(self.state["s"][:w], out=self._denom)
-        self._denom += self.epsilon
-        return np.divide(lr * l1, self._denom, out=self._scratch[:w])
+        self._denom += self.epsilon * self.grad_scale
+        return np.divide(lr * l1 * self.grad_scale, self._denom, out=self._scratch[:w])
 
 
-def create(spec: OptimizerSpec, size: int, n_weights: int, dtype: np.dtype) -> Optimizer:
-    """The optimizer ``spec`` names, for a flat parameter vector of ``size`` entries."""
+def create(spec: OptimizerSpec, size: int, n_weights: int, dtype: np.dtype, grad_scale: float = 1.0) -> Optimizer:
+    """The optimizer ``spec`` names, for a flat parameter vector of ``size`` entries.
+
+    ``grad_scale``: the gradients it will be given are the true ones times this.
+    """
     if spec.name == "sgd":
-        return SGD(size, n_weights, dtype, spec.momentum, spec.nesterov)
+        return SGD(size, n_weights, dtype, spec.momentum, spec.nesterov, grad_scale)
     if spec.name == "adam":
-        return Adam(size, n_weights, dtype, spec.beta1, spec.beta2, spec.epsilon)
+        return Adam(size, n_weights, dtype, spec.beta1, spec.beta2, spec.epsilon, grad_scale=grad_scale)
     if spec.name == "adamw":
-        return Adam(size, n_weights, dtype, spec.beta1, spec.beta2, spec.epsilon, spec.weight_decay)
+        return Adam(size, n_weights, dtype, spec.beta1, spec.beta2, spec.epsilon, spec.weight_decay, grad_scale)
     if spec.name == "rmsprop":
-        return RMSprop(size, n_weights, dtype, spec.rho, spec.epsilon)
+        return RMSprop(size, n_weights, dtype, spec.rho, spec.epsilon, grad_scale)
     raise ValueError(f"unknown optimizer {spec.name!r}")

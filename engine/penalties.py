@@ -30,10 +30,54 @@ def value(weights: np.ndarray, l1: float, l2: float) -> float:
     return total
 
 
-def add_l2_gradient(weights: np.ndarray, grad: np.ndarray, l2: float, scratch: np.ndarray | None = None) -> None:
-    """Add ``2 * l2 * w`` to ``grad`` in place (shapes (n_weights,)); ``scratch`` spares a temporary."""
-    if l2:
-        grad += np.multiply(weights, 2.0 * l2, out=scratch)
+#: Gradient scales :func:`l2_gradient_scale` may choose: scaled float32 gradients
+#: and their squares stay far from overflow and underflow for any gradient a
+#: converging run produces.
+L2_SCALE_RANGE = (2.0**-10, 2.0**20)
+
+
+def l2_gradient_scale(l2: float) -> float:
+    """The scale ``1 / (2 * l2)`` at which the trainer forms data gradients, or 1.
+
+    At that scale the L2 gradient ``2 * l2 * w`` becomes ``w`` itself and joins
+    the gradient in one pass (``grad += w``) instead of two (multiply, then
+    add). Scaling the data gradient costs nothing: it scales the loss
+    gradient of the batch, a (batch, outputs) array, before backpropagation.
+    The optimizers compensate exactly (see :mod:`engine.optimizers`). Outside
+    :data:`L2_SCALE_RANGE`, and without L2, the scale is 1.
+    """
+    if l2 <= 0.0:
+        return 1.0
+    scale = 1.0 / (2.0 * l2)
+    low, high = L2_SCALE_RANGE
+    return scale if low <= scale <= high else 1.0
+
+
+def add_l2_gradient(
+    weights: np.ndarray,
+    grad: np.ndarray,
+    l2: float,
+    scratch: np.ndarray | None = None,
+    grad_scale: float = 1.0,
+) -> None:
+    """Add the L2 gradient ``2 * l2 * w``, times ``grad_scale``, to ``grad`` in place.
+
+    Parameters
+    ----------
+    weights, grad : ndarray of shape (n_weights,)
+        ``grad`` holds gradients multiplied by ``grad_scale``.
+    l2 : float
+    scratch : ndarray of shape (n_weights,), optional
+        Spares a temporary.
+    grad_scale : float
+        At ``l2_gradient_scale(l2)`` (when that is not 1) the addition is ``grad += w``.
+    """
+    if not l2:
+        return
+    if grad_scale != 1.0 and grad_scale == l2_gradient_scale(l2):
+        grad += weights
+    else:
+        grad += np.multiply(weights, 2.0 * l2 * grad_scale, out=scratch)
 
 
 def l1_subgradient(weights: np.ndarray, l1: float) -> np.ndarray:

@@ -79,7 +79,11 @@ class Trainer:
         self.rng = np.random.default_rng([spec.training.seed, 1])
         self.network.initialize(self.rng)
         net = self.network
-        self.optimizer = optimizers.create(spec.optimizer, net.params.size, net.n_weights, self.dtype)
+        # With L2 the gradients are formed at a scale that folds the L2 term into one pass.
+        self.grad_scale = penalties.l2_gradient_scale(spec.regularization.l2)
+        self.optimizer = optimizers.create(
+            spec.optimizer, net.params.size, net.n_weights, self.dtype, grad_scale=self.grad_scale
+        )
         self.epoch = 0  # epochs completed
         self.history: list[dict[str, Any]] = []
         es = spec.training.early_stopping
@@ -158,8 +162,8 @@ class Trainer:
             # mode="clip": with the default "raise", np.take gathers into a temporary and copies.
             xb = np.take(data.X_train, rows, axis=0, out=self._xb[: len(rows)], mode="clip")
             yb = data.y_train[rows]
-            net.train_batch(xb, yb, self.rng, r.input_dropout, dropout)
-            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], l2, self._prox_scratch)
+            net.train_batch(xb, yb, self.rng, r.input_dropout, dropout, self.grad_scale)
+            penalties.add_l2_gradient(net.params[:n_w], net.grads[:n_w], l2, self._prox_scratch, self.grad_scale)
             opt.step(net.params, net.grads, lr)
             if l1:
                 threshold = opt.l1_threshold(lr, l1)

@@ -106,3 +106,65 @@ def test_adam_reads_checkpoints_that_stored_the_textbook_moments():
     reference.step(p_ref, g, 0.01)
     restored.step(p_restored, g, 0.01)
     np.testing.assert_allclose(p_restored, p_ref, rtol=1e-12)
+
+
+OPTIMIZER_CASES = [
+    ("sgd", {}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}),
+    ("adam", {}),
+    ("adamw", {"weight_decay": 0.1}),
+    ("rmsprop", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), OPTIMIZER_CASES)
+def test_scaled_gradients_give_the_same_updates_and_l1_thresholds(name, kwargs):
+    # Tiny gradients, so that epsilon matters and a wrongly scaled one would show.
+    rng = np.random.default_rng(1)
+    spec = OptimizerSpec(name=name, **kwargs)
+    plain = optimizers.create(spec, 6, 4, np.dtype(np.float64))
+    scaled = optimizers.create(spec, 6, 4, np.dtype(np.float64), grad_scale=5000.0)
+    p_plain = rng.standard_normal(6)
+    p_scaled = p_plain.copy()
+    for _ in range(6):
+        g = rng.standard_normal(6) * 1e-7
+        plain.step(p_plain, g.copy(), 0.01)
+        scaled.step(p_scaled, g * 5000.0, 0.01)
+        np.testing.assert_allclose(p_scaled, p_plain, rtol=1e-12)
+        np.testing.assert_allclose(scaled.l1_threshold(0.01, 0.5), plain.l1_threshold(0.01, 0.5), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), OPTIMIZER_CASES)
+def test_state_saved_at_one_gradient_scale_continues_at_another(name, kwargs):
+    rng = np.random.default_rng(2)
+    spec = OptimizerSpec(name=name, **kwargs)
+    plain = optimizers.create(spec, 6, 4, np.dtype(np.float64))
+    params = rng.standard_normal(6)
+    for _ in range(3):
+        plain.step(params, rng.standard_normal(6), 0.01)
+    scalars, arrays = plain.state_dict()
+    scalars.pop("grad_scale")  # as checkpoints written before gradient scales were
+    scaled = optimizers.create(spec, 6, 4, np.dtype(np.float64), grad_scale=0.25)
+    scaled.load_state_dict(scalars, arrays)
+    g = rng.standard_normal(6)
+    p_scaled = params.copy()
+    plain.step(params, g, 0.01)
+    scaled.step(p_scaled, g * 0.25, 0.01)
+    np.testing.assert_allclose(p_scaled, params, rtol=1e-12)
+
+
+def test_l2_gradient_at_its_scale_is_one_pass_and_the_same_gradient():
+    rng = np.random.default_rng(3)
+    w, g = rng.standard_normal(5), rng.standard_normal(5)
+    k = penalties.l2_gradient_scale(1e-4)
+    assert k == 5000.0
+    scaled = g * k
+    penalties.add_l2_gradient(w, scaled, 1e-4, grad_scale=k)
+    np.testing.assert_allclose(scaled, (g + 2e-4 * w) * k, rtol=1e-12)
+    unscaled = g.copy()
+    penalties.add_l2_gradient(w, unscaled, 1e-4)
+    np.testing.assert_allclose(unscaled, g + 2e-4 * w, rtol=1e-15)
+    # No L2, or an L2 so small that its scale could overflow float32 squares: no scaling.
+    assert penalties.l2_gradient_scale(0.0) == 1.0
+    assert penalties.l2_gradient_scale(1e-9) == 1.0

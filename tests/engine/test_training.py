@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import CheckpointError, DivergenceError, TrainSpec, load_builtin, train
+from engine import CheckpointError, DivergenceError, TrainSpec, load_builtin, penalties, train
 from engine.preprocessing import prepare
 from engine.trainer import Trainer
 
@@ -205,3 +205,31 @@ def test_l1_reaches_exact_zeros_with_minibatches():
     assert np.count_nonzero(w == 0.0) >= 3
     assert result.history[-1]["sparsity"] == np.count_nonzero(w == 0.0) / w.size
     assert not np.any(np.signbit(w[w == 0.0]))  # no negative zeros
+
+
+@pytest.mark.parametrize(
+    ("dataset", "model", "optimizer", "l1"),
+    [
+        ("diabetes", {"type": "linear"}, {"name": "sgd", "momentum": 0.9}, 0.0),
+        ("breast_cancer", {"type": "logistic"}, {"name": "rmsprop"}, 1e-3),
+        ("digits", {"type": "mlp", "hidden_layers": [16]}, {"name": "adam"}, 1e-4),
+    ],
+)
+def test_gradients_formed_at_the_l2_scale_train_the_same_model(monkeypatch, dataset, model, optimizer, l1):
+    # The trainer forms gradients at scale 1 / (2 * l2) to fold L2 into one pass;
+    # with the scale forced to 1 the run must be the same up to rounding.
+    spec = TrainSpec.from_dict(
+        {
+            "model": model,
+            "regularization": {"l1": l1, "l2": 1e-2, **({"dropout": 0.2} if model["type"] == "mlp" else {})},
+            "optimizer": {**optimizer, "learning_rate": 0.01},
+            "training": {"epochs": 3, "batch_size": 32, "seed": 3, "dtype": "float64"},
+        }
+    )
+    data = load_builtin(dataset)
+    scaled = train(spec, data)
+    assert penalties.l2_gradient_scale(1e-2) == 50.0
+    monkeypatch.setattr("engine.penalties.l2_gradient_scale", lambda l2: 1.0)
+    plain = train(spec, data)
+    np.testing.assert_allclose(scaled.network.params, plain.network.params, rtol=1e-9, atol=1e-12)
+    assert scaled.history[-1]["train_loss"] == pytest.approx(plain.history[-1]["train_loss"], rel=1e-9)

@@ -8,7 +8,8 @@ same mask multiplies the forward activation and the backward gradient.
 A unit is dropped when a uniform 16-bit integer from the generator's raw bit
 stream falls below ``round(p * 2**16)``: the rate applied is ``p`` rounded to
 a multiple of 2**-16 (within 7.7e-6 of it), at a third of the cost of
-drawing floats.
+drawing floats. When that rounded rate is a multiple of 2**-8 (0.5, 0.25,
+0.375, ...), 8-bit integers decide the same rate exactly, with half the draws.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ def fill_mask(rng: np.random.Generator, p: float, mask: np.ndarray) -> np.ndarra
     Parameters
     ----------
     rng : numpy.random.Generator
-        Its bit generator supplies the draws (``random_raw``: 64 bits, four units).
+        Its bit generator supplies the draws (``random_raw``: 64 bits, four or eight units).
     p : float
         Drop probability in [0, 1).
     mask : ndarray of shape (n_samples, n_units)
         Output, of the training dtype.
     """
     n = mask.size
-    draws = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
-    np.greater_equal(draws.reshape(mask.shape), threshold(p), out=mask)
+    cut = threshold(p)
+    if cut % 256 == 0:
+        draws = rng.bit_generator.random_raw((n + 7) // 8).view(np.uint8)[:n]
+        cut >>= 8
+    else:
+        draws = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
+    np.greater_equal(draws.reshape(mask.shape), cut, out=mask)
     mask *= 1.0 / (1.0 - p)
     return mask

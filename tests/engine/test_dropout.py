@@ -42,7 +42,7 @@ def test_zero_rate_batch_equals_mask_free_gradient():
     assert rng.bit_generator.state == state  # p = 0 draws nothing
 
 
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.8])  # 0.25, 0.5: 8-bit draws; 0.1, 0.8: 16-bit
 def test_mask_keeps_one_minus_p_and_preserves_the_expectation(p):
     rng = np.random.default_rng(1)
     mask = np.empty((1000, 1000), dtype=np.float32)

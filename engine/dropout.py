@@ -39,6 +39,7 @@ def fill_mask(rng: np.random.Generator, p: float, mask: np.ndarray) -> np.ndarra
     """
     n = mask.size
     cut = threshold(p)
+    draws: np.ndarray
     if cut % 256 == 0:
         draws = rng.bit_generator.random_raw((n + 7) // 8).view(np.uint8)[:n]
         cut >>= 8

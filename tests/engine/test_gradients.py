@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 import pytest
 
-from engine import penalties
+from engine import losses, penalties
 from engine.network import Network
 
 EPS = 1e-4
@@ -117,3 +117,17 @@ def test_softmax_loss_is_stable_for_huge_logits():
     loss = net.loss_and_gradient(X, y, masks)
     assert np.isfinite(loss)
     assert np.all(np.isfinite(net.grads))
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_softmax_gradient_into_contiguous_and_strided_outputs(contiguous):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((7, 4)) * 30.0  # large logits: the row maximum must be subtracted
+    y = rng.integers(0, 4, 7)
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    expected[np.arange(7), y] -= 1.0
+    expected *= 3.0 / 7
+    out = np.empty((7, 4)) if contiguous else np.empty((4, 7)).T
+    losses.gradient("softmax", z, y, out=out, scale=3.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-15)

@@ -48,6 +48,7 @@ class Optimizer:
         self.t = 0
         self.state: dict[str, np.ndarray] = {}
         self._scratch = np.zeros(size, dtype=dtype)
+        self._denom: np.ndarray | None = None  # adaptive methods: allocated by the first l1_threshold
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Apply one update with learning rate ``lr`` (params, grads: shape (size,))."""
@@ -60,6 +61,18 @@ class Optimizer:
         adaptive methods is per coordinate.
         """
         return lr * l1
+
+    def _weights_denominator(self, second_moment: str, eps: float) -> np.ndarray:
+        """``sqrt(state[second_moment]) + eps`` over the weights: the last step's denominator.
+
+        Recomputed by the same operations as in :meth:`step`, so equal to it bit for bit.
+        """
+        w = self.n_weights
+        if self._denom is None:
+            self._denom = np.zeros(w, dtype=self._scratch.dtype)
+        np.sqrt(self.state[second_moment][:w], out=self._denom)
+        self._denom += eps
+        return self._denom
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able scalars and the state arrays, for checkpoints."""
@@ -154,7 +167,6 @@ class Adam(Optimizer):
         self.weight_decay = weight_decay
         self.state["m_sum"] = np.zeros(size, dtype=dtype)
         self.state["v_sum"] = np.zeros(size, dtype=dtype)
-        self._denom: np.ndarray | None = None  # allocated by the first l1_threshold
         self._prox_scale = 0.0
         self._eps = 0.0
 
@@ -185,14 +197,9 @@ class Adam(Optimizer):
         super().load_state_dict(scalars, arrays)
 
     def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
-        # The denominator of the last step, recomputed by the same operations (so equal bit for bit).
-        w = self.n_weights
-        if self._denom is None:
-            self._denom = np.zeros(w, dtype=self._scratch.dtype)
-        np.sqrt(self.state["v_sum"][:w], out=self._denom)
-        self._denom += self._eps
         # The denominator is grad_scale times the true one.
-        return np.divide(self._prox_scale * l1 * self.grad_scale, self._denom, out=self._scratch[:w])
+        denom = self._weights_denominator("v_sum", self._eps)
+        return np.divide(self._prox_scale * l1 * self.grad_scale, denom, out=self._scratch[: self.n_weights])
 
 
 class RMSprop(Optimizer):
@@ -209,7 +216,6 @@ class RMSprop(Optimizer):
         super().__init__(size, n_weights, dtype, grad_scale)
         self.rho, self.epsilon = rho, epsilon
         self.state["s"] = np.zeros(size, dtype=dtype)
-        self._denom: np.ndarray | None = None  # allocated by the first l1_threshold
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         self.t += 1
@@ -225,13 +231,8 @@ class RMSprop(Optimizer):
         params -= tmp
 
     def l1_threshold(self, lr: float, l1: float) -> np.ndarray:
-        # The denominator of the last step, recomputed by the same operations (so equal bit for bit).
-        w = self.n_weights
-        if self._denom is None:
-            self._denom = np.zeros(w, dtype=self._scratch.dtype)
-        np.sqrt(self.state["s"][:w], out=self._denom)
-        self._denom += self.epsilon * self.grad_scale
-        return np.divide(lr * l1 * self.grad_scale, self._denom, out=self._scratch[:w])
+        denom = self._weights_denominator("s", self.epsilon * self.grad_scale)
+        return np.divide(lr * l1 * self.grad_scale, denom, out=self._scratch[: self.n_weights])
 
 
 def create(spec: OptimizerSpec, size: int, n_weights: int, dtype: np.dtype, grad_scale: float = 1.0) -> Optimizer:

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import redis.asyncio
 
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
 from store.redis import key, plausible_id
@@ -176,10 +175,11 @@ class Claim:
 class JobStore:
     """Job records of every tenant; every read and write names the tenant or the attempt's token."""
 
-    def __init__(self, client: redis.Redis, async_client: redis.asyncio.Redis | None = None) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         # redis-py's return types are unions of every reply shape; replies here are str.
         self.r: Any = client
-        self.ar: Any = async_client
+        # Reads on the event loop (store.redis.PipelinedReads): the API's lifespan sets it.
+        self.ar: Any = None
         self._claim = client.register_script(_CLAIM)
         self._append = client.register_script(_APPEND_METRIC)
         self._renew = client.register_script(_RENEW)
@@ -244,9 +244,7 @@ class JobStore:
     def get(self, tenant: str, job_id: str) -> dict[str, Any]:
         """The record, or NotFound (also when it belongs to another tenant)."""
         raw = self.r.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
-        if not raw or raw.get("tenant") != tenant:
-            raise NotFound("job", job_id)
-        return self._decode(raw)
+        return self._owned(tenant, job_id, raw)
 
     async def get_async(self, tenant: str, job_id: str) -> dict[str, Any]:
         """:meth:`get` on the event loop: the status path polled by many clients at once.
@@ -256,6 +254,10 @@ class JobStore:
         if self.ar is None:
             return self.get(tenant, job_id)
         raw = await self.ar.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
+        return self._owned(tenant, job_id, raw)
+
+    def _owned(self, tenant: str, job_id: str, raw: dict[str, str]) -> dict[str, Any]:
+        """The decoded record ``raw`` of ``job_id``, or NotFound when there is none or another tenant owns it."""
         if not raw or raw.get("tenant") != tenant:
             raise NotFound("job", job_id)
         return self._decode(raw)

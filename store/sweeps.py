@@ -36,8 +36,7 @@ from store.redis import key, plausible_id
 SWEEP_TERMINAL = ("succeeded", "failed", "cancelled")
 _JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning")
 
-# KEYS: sweep, pending, active, running set. ARGV: max_concurrent, now_iso, sweep id.
-# Returns the trial ids to send now.
+# KEYS: sweep, pending, active. ARGV: max_concurrent. Returns the trial ids to send now.
 _DISPATCH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return {} end
@@ -191,13 +190,8 @@ class SweepStore:
             return []
         return list(
             self._dispatch(
-                keys=[
-                    key("sweep", sweep_id),
-                    key("sweep", sweep_id, "pending"),
-                    key("sweep", sweep_id, "active"),
-                    key("sweeps", "running"),
-                ],
-                args=[int(raw[0]), now_iso(), sweep_id],
+                keys=[key("sweep", sweep_id), key("sweep", sweep_id, "pending"), key("sweep", sweep_id, "active")],
+                args=[int(raw[0])],
             )
         )
 

@@ -24,7 +24,7 @@ from engine import export
 from store.artifacts import WEIGHT_FORMATS, Artifacts, write_atomic
 from store.datasets import DatasetStore
 from store.errors import NotFound, StaleAttempt
-from store.jobs import Claim, JobStore
+from store.jobs import TERMINAL, Claim, JobStore
 from store.jobspec import JobSpec
 from store.sweeps import SweepStore
 from trainapi.settings import Settings
@@ -89,7 +89,7 @@ class JobRunner:
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
             log.info("job %s: attempt %d started", job_id, claim.attempt)
             outcome = self._train(record, claim)
-            if outcome.status in ("succeeded", "failed", "cancelled", "pruned"):
+            if outcome.status in TERMINAL:
                 self._trial_done(record)
             return outcome
         except StaleAttempt as exc:

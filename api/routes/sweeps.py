@@ -182,14 +182,15 @@ async def sweep_events(
                 finished, sweep, trials = await anyio.to_thread.run_sync(snapshot, sent)
             except NotFound:
                 return
-            rows = {row.trial_id: row for row in view(sweep, trials).leaderboard}
+            public = view(sweep, trials)
+            rows = {row.trial_id: row for row in public.leaderboard}
             for trial in finished:
                 sent += 1
                 row = rows.get(trial)
                 data = row.model_dump_json() if row else json.dumps({"trial_id": trial})
                 yield f"id: {sent}\nevent: trial\ndata: {data}\n\n"
             if sweep["status"] in SWEEP_TERMINAL and not finished:
-                yield f"event: end\ndata: {view(sweep, trials).model_dump_json()}\n\n"
+                yield f"event: end\ndata: {public.model_dump_json()}\n\n"
                 return
             await asyncio.sleep(EVENTS_POLL_SECONDS)
 

@@ -28,7 +28,10 @@ class JobPublic(BaseModel):
 
     id: str
     name: str
-    status: str = Field(description="queued, running, cancelling, succeeded, failed or cancelled.")
+    status: str = Field(
+        description="queued, running, cancelling, succeeded, failed, cancelled, "
+        "or pruned (a sweep trial its pruner stopped)."
+    )
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None

@@ -171,9 +171,9 @@ class SweepStore:
         pending = self.r.lrange(key("sweep", sweep_id, "pending"), 0, -1)
         self.r.delete(key("sweep", sweep_id, "pending"))
         ended = []
-        for trial in [*pending, *self.r.smembers(key("sweep", sweep_id, "active"))]:
-            status = self.jobs.request_cancel(tenant, trial) if self._status(trial) not in TERMINAL else "done"
-            if status != "cancelling":
+        trials = [*pending, *self.r.smembers(key("sweep", sweep_id, "active"))]
+        for trial, status in zip(trials, self._statuses(trials), strict=True):
+            if status in TERMINAL or self.jobs.request_cancel(tenant, trial) != "cancelling":
                 ended.append(trial)
         for trial in ended:
             self.trial_ended(sweep_id, trial)
@@ -196,12 +196,20 @@ class SweepStore:
         )
 
     def trial_ended(self, sweep_id: str, trial_id: str) -> str:
-        """Record that ``trial_id`` reached a terminal status; completes the sweep after its last trial."""
+        """Record that ``trial_id`` reached a terminal status; completes the sweep after its last trial.
+
+        ``trial_id`` may be "" to only complete a sweep with nothing left to run. A
+        sweep whose every trial failed ends ``failed``.
+        """
+        pipe = self.r.pipeline()
+        pipe.llen(key("sweep", sweep_id, "pending"))
+        pipe.smembers(key("sweep", sweep_id, "active"))
+        pipe.hget(key("sweep", sweep_id), "trials")
+        pending, active, trials_json = pipe.execute()
         all_failed = "0"
-        if not self.r.llen(key("sweep", sweep_id, "pending")) and not self.r.scard(key("sweep", sweep_id, "active")):
-            trials = json.loads(self.r.hget(key("sweep", sweep_id), "trials") or "[]")
-            statuses = {self._status(t) for t in trials} - {trial_id}
-            all_failed = "1" if trials and statuses <= {"failed"} and self._status(trial_id) == "failed" else "0"
+        if not pending and set(active) <= {trial_id}:  # this is the last trial (the script checks again)
+            trials = json.loads(trials_json or "[]")
+            all_failed = "1" if trials and all(s == "failed" for s in self._statuses(trials)) else "0"
         return str(
             self._trial_end(
                 keys=[
@@ -220,8 +228,9 @@ class SweepStore:
         """For every running sweep: end trials that finished unnoticed, then dispatch; returns trials to send."""
         send: builtins.list[str] = []
         for sweep_id in self.r.smembers(key("sweeps", "running")):
-            for trial in self.r.smembers(key("sweep", sweep_id, "active")):
-                if self._status(trial) in (*TERMINAL, None):
+            active = list(self.r.smembers(key("sweep", sweep_id, "active")))
+            for trial, status in zip(active, self._statuses(active), strict=True):
+                if status in (*TERMINAL, None):
                     self.trial_ended(sweep_id, trial)
             if not self.r.scard(key("sweep", sweep_id, "active")) and not self.r.llen(
                 key("sweep", sweep_id, "pending")
@@ -252,9 +261,12 @@ class SweepStore:
 
     # -- helpers -------------------------------------------------------------
 
-    def _status(self, job_id: str) -> str | None:
-        status = self.r.hget(key("job", job_id), "status")
-        return str(status) if status else None
+    def _statuses(self, job_ids: builtins.list[str]) -> builtins.list[str | None]:
+        """The status of each job (None for one that no longer exists), in one round trip."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(key("job", job_id), "status")
+        return [str(status) if status else None for status in pipe.execute()]
 
     @staticmethod
     def _decode(raw: dict[str, Any]) -> dict[str, Any]:

@@ -193,24 +193,32 @@ def test_cancel_ends_every_trial(client):
     assert client.post(f"/v1/sweeps/{sweep_id}/cancel").status_code == 409
 
 
-def test_a_failing_trial_does_not_fail_the_sweep(client):
-    body = {
-        "base": {
-            **BASE,
-            "model": {"type": "linear"},
-            "dataset": "diabetes",
-            "optimizer": {"name": "sgd", "momentum": 0},
-            "training": {"epochs": 20, "standardize": False},
-        },
-        "parameters": {"optimizer.learning_rate": {"values": [1e-6, 500.0]}},
-        "max_concurrent_trials": 2,
+def learning_rate_sweep(rates: list[float]) -> dict:
+    """Linear regression by plain SGD on unstandardized diabetes: a learning rate of 500 diverges."""
+    base = {
+        **BASE,
+        "model": {"type": "linear"},
+        "dataset": "diabetes",
+        "optimizer": {"name": "sgd", "momentum": 0},
+        "training": {"epochs": 20, "standardize": False},
     }
-    sweep = wait_sweep(client, client.post("/v1/sweeps", json=body).json()["id"])
+    return {"base": base, "parameters": {"optimizer.learning_rate": {"values": rates}}, "max_concurrent_trials": 2}
+
+
+def test_a_failing_trial_does_not_fail_the_sweep(client):
+    sweep = wait_sweep(client, client.post("/v1/sweeps", json=learning_rate_sweep([1e-6, 500.0])).json()["id"])
     assert sweep["status"] == "succeeded"
     assert sweep["counts"] == {"succeeded": 1, "failed": 1}
     failed = next(t for t in sweep["leaderboard"] if t["status"] == "failed")
     assert failed["error"]["type"] == "diverged"
     assert sweep["leaderboard"][-1]["trial_id"] == failed["trial_id"] or failed["objective"] is not None
+
+
+def test_a_sweep_whose_every_trial_failed_fails(client):
+    sweep = wait_sweep(client, client.post("/v1/sweeps", json=learning_rate_sweep([500.0, 1000.0])).json()["id"])
+    assert sweep["counts"] == {"failed": 2}
+    assert sweep["status"] == "failed"
+    assert sweep["best_trial"] is None
 
 
 def test_a_killed_worker_delays_but_loses_no_trial(client, sweeper):

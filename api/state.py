@@ -1,4 +1,4 @@
-"""What the app holds for its lifetime: settings, Redis-backed stores, the task producer."""
+"""What the app holds for its lifetime: settings, the stores, the dataset catalog, the keys, the task producer."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 import redis
 from celery import Celery
 
-from api.auth import KeyRing
 from api.catalog import Catalog
 from engine.inference import Model
 from store.artifacts import Artifacts
 from store.datasets import DatasetStore
 from store.jobs import JobStore
-from store.queue import RUN_JOB, celery_app
-from store.redis import connect
+from store.queue import celery_app, send_run_job
+from store.stores import Stores
 from store.sweeps import SweepStore
+from trainapi.keys import KeyRing
 from trainapi.settings import Settings
 
 MODEL_CACHE_SIZE = 32
@@ -26,11 +26,7 @@ MODEL_CACHE_SIZE = 32
 @dataclass
 class AppState:
     settings: Settings
-    redis: redis.Redis
-    jobs: JobStore
-    sweeps: SweepStore
-    datasets: DatasetStore
-    artifacts: Artifacts
+    stores: Stores
     catalog: Catalog
     keys: KeyRing
     producer: Celery
@@ -40,25 +36,38 @@ class AppState:
     def build(cls, settings: Settings) -> AppState:
         if not settings.redis_url:
             raise RuntimeError("TRAINAPI_REDIS_URL is not set; `trainapi serve` sets it for the API it starts")
-        client = connect(settings.redis_url)
-        artifacts = Artifacts(settings.data_dir)
-        datasets = DatasetStore(client, artifacts)
-        jobs = JobStore(client)
+        stores = Stores.open(settings.redis_url, settings.data_dir)
         return cls(
             settings=settings,
-            redis=client,
-            jobs=jobs,
-            sweeps=SweepStore(client, jobs),
-            datasets=datasets,
-            artifacts=artifacts,
-            catalog=Catalog(datasets),
+            stores=stores,
+            catalog=Catalog(stores.datasets),
             keys=KeyRing(settings.api_keys_file),
             producer=celery_app(settings.redis_url, max_runtime_seconds=settings.max_runtime_seconds),
         )
 
+    @property
+    def redis(self) -> redis.Redis:
+        return self.stores.redis
+
+    @property
+    def jobs(self) -> JobStore:
+        return self.stores.jobs
+
+    @property
+    def sweeps(self) -> SweepStore:
+        return self.stores.sweeps
+
+    @property
+    def datasets(self) -> DatasetStore:
+        return self.stores.datasets
+
+    @property
+    def artifacts(self) -> Artifacts:
+        return self.stores.artifacts
+
     def enqueue(self, job_id: str, max_runtime_seconds: float) -> None:
         """Send the job to the workers by task name (the API never imports worker code)."""
-        self.producer.send_task(RUN_JOB, args=[job_id], time_limit=max_runtime_seconds + 600)
+        send_run_job(self.producer, job_id, max_runtime_seconds=max_runtime_seconds)
 
     def cached_model(self, job_id: str, load: Any) -> Model:
         """A job's exported model, loaded once (weights never change after success)."""

@@ -42,7 +42,6 @@ thread count, and a busy machine cannot stall spinning BLAS threads.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -54,10 +53,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# ``python bench/quality.py`` puts bench/ first on sys.path, where bench/engine.py would
-# shadow the ``engine`` package: drop that entry and make sure the repository root is there.
-_BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _BENCH_DIR]
+# Run from a checkout without installing: the repository root holds the packages.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 

@@ -83,10 +83,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# ``python bench/service.py`` puts bench/ first on sys.path, where bench/engine.py would
-# shadow the ``engine`` package: drop that entry and make sure the repository root is there.
-_BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _BENCH_DIR]
+# Run from a checkout without installing: the repository root holds the packages.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
@@ -676,11 +673,11 @@ def profile_get(svc: LocalService, job_id: str, cfg: Config, live_api_ms_per_req
     import fastapi.routing
     from pydantic import TypeAdapter
 
-    from api.auth import LOCAL_TENANT
     from api.main import create_app
     from api.routes import jobs as job_routes
     from api.schemas.jobs import JobPublic
     from store.redis import PipelinedReads, connect_async, key
+    from trainapi.keys import LOCAL_TENANT
     from trainapi.settings import Settings
 
     logging.getLogger("trainapi.api").setLevel(logging.ERROR)  # the open-mode warning

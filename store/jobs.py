@@ -330,6 +330,11 @@ class JobStore:
         raw = self.r.hgetall(key("job", job_id))
         return self._decode(raw) if raw else None
 
+    def max_runtime_seconds(self, job_id: str) -> float | None:
+        """The job's own time limit (``training.max_runtime_seconds``), None when the record is gone."""
+        spec = self.r.hget(key("job", job_id), "spec")
+        return float(json.loads(spec)["training"]["max_runtime_seconds"]) if spec else None
+
     def claim(
         self, job_id: str, tenant: str, *, lease_seconds: float, max_attempts: int, worker: str = "", pid: int = 0
     ) -> Claim:

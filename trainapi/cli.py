@@ -10,8 +10,8 @@ import sys
 import time
 from types import FrameType
 
-from api.auth import KeyRing
 from trainapi import processes
+from trainapi.keys import KeyRing, add_key
 from trainapi.settings import Settings
 
 log = logging.getLogger("trainapi")
@@ -105,7 +105,6 @@ def run_worker(settings: Settings, concurrency: int) -> int:
 
 
 def keys_add(settings: Settings, tenant: str) -> int:
-    from api.auth import add_key
 
     path = settings.api_keys_file or (settings.data_dir / "api_keys")
     if settings.api_keys_file is None:

@@ -1,14 +1,17 @@
 """The worker's Celery app, configured in one place.
 
 ``celery -A worker.app worker`` (or ``trainapi worker``) runs it. Settings are
-read here, at the edge of the worker process.
+read here, at the edge of the worker process, and the process's stores and
+its sender of jobs (:class:`store.queue.Requeue`) are made here: the task
+module and the maintenance thread both take them from this module.
 """
 
 from __future__ import annotations
 
 from celery import signals
 
-from store.queue import celery_app
+from store.queue import Requeue, celery_app
+from store.stores import Stores
 from trainapi.settings import Settings
 
 settings = Settings()
@@ -27,14 +30,16 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_send_task_events=False,
 )
+# Connections are opened on first use, and redis-py opens fresh ones in each forked pool child.
+stores = Stores.open(settings.redis_url, settings.data_dir)
+requeue = Requeue(app, stores.jobs, settings.max_runtime_seconds)
 
 
 @signals.worker_ready.connect
 def _start_maintenance(sender: object = None, **_: object) -> None:
     from worker import maintenance
-    from worker.tasks import requeue
 
-    maintenance.start(settings, getattr(sender, "hostname", None) or "worker", requeue)
+    maintenance.start(settings, stores, getattr(sender, "hostname", None) or "worker", requeue)
 
 
 @signals.worker_shutting_down.connect

@@ -15,28 +15,24 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
 from store import workers
-from store.jobs import JobStore
-from store.redis import connect
-from store.sweeps import SweepStore
+from store.stores import Stores
 from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
-_state: dict[str, str] = {}
+_state: dict[str, Any] = {}  # name, hostname, stores: set by start()
 
 
-def start(settings: Settings, hostname: str, requeue: Callable[[str], None]) -> None:
+def start(settings: Settings, stores: Stores, hostname: str, requeue: Callable[[str], None]) -> None:
     """Beat and reap every few seconds until :func:`stop`."""
-    assert settings.redis_url
-    client = connect(settings.redis_url)
-    jobs = JobStore(client)
-    sweeps = SweepStore(client, jobs)
+    client, jobs, sweeps = stores.redis, stores.jobs, stores.sweeps
     name = f"{hostname}:{os.getpid()}"
-    _state.update(name=name, hostname=hostname, url=settings.redis_url)
+    _state.update(name=name, hostname=hostname, stores=stores)
     _stop.clear()
     try:
         jobs.undrain(hostname)
@@ -64,7 +60,7 @@ def drain() -> None:
     """The worker is shutting down: ask its running attempts to checkpoint and hand their jobs back."""
     if "hostname" in _state:
         try:
-            JobStore(connect(_state["url"])).drain(_state["hostname"])
+            _state["stores"].jobs.drain(_state["hostname"])
         except redis.RedisError as exc:
             log.warning("could not mark the worker as draining: %s", exc)
 
@@ -73,6 +69,6 @@ def stop() -> None:
     _stop.set()
     if "name" in _state:
         try:
-            workers.retire(connect(_state["url"]), _state["name"])
+            workers.retire(_state["stores"].redis, _state["name"])
         except redis.RedisError as exc:
             log.warning("could not retire the worker's heartbeat: %s", exc)

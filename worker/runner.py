@@ -21,12 +21,11 @@ import redis
 
 import engine
 from engine import export
-from store.artifacts import WEIGHT_FORMATS, Artifacts, write_atomic
-from store.datasets import DatasetStore
+from store.artifacts import WEIGHT_FORMATS, write_atomic
 from store.errors import NotFound, StaleAttempt
-from store.jobs import TERMINAL, Claim, JobStore
+from store.jobs import TERMINAL, Claim
 from store.jobspec import JobSpec
-from store.sweeps import SweepStore
+from store.stores import Stores
 from trainapi.settings import Settings
 from worker import pruning
 
@@ -51,7 +50,7 @@ class JobRunner:
     Parameters
     ----------
     settings : Settings
-    client : redis.Redis
+    stores : Stores
     worker : str
         This worker's name (Celery hostname): a draining worker hands its jobs back.
     requeue : callable(job_id)
@@ -59,13 +58,13 @@ class JobRunner:
     """
 
     def __init__(
-        self, settings: Settings, client: redis.Redis, worker: str = "", requeue: Callable[[str], None] | None = None
+        self, settings: Settings, stores: Stores, worker: str = "", requeue: Callable[[str], None] | None = None
     ) -> None:
         self.settings = settings
-        self.jobs = JobStore(client)
-        self.artifacts = Artifacts(settings.data_dir)
-        self.datasets = DatasetStore(client, self.artifacts)
-        self.sweeps = SweepStore(client, self.jobs)
+        self.jobs = stores.jobs
+        self.artifacts = stores.artifacts
+        self.datasets = stores.datasets
+        self.sweeps = stores.sweeps
         self.worker = worker
         self.requeue = requeue
 

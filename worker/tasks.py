@@ -7,24 +7,17 @@ import logging
 from celery import Task
 
 from store.queue import RUN_JOB
-from store.redis import connect
-from worker.app import app, settings
+from worker.app import app, requeue, settings, stores
 from worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
 _runners: dict[str, JobRunner] = {}
 
 
-def requeue(job_id: str) -> None:
-    """Send ``job_id`` to the queue again."""
-    app.send_task(RUN_JOB, args=[job_id])
-
-
 def runner(worker: str) -> JobRunner:
-    """One runner (and Redis connection pool) per worker process."""
+    """One runner per worker name in this process."""
     if worker not in _runners:
-        assert settings.redis_url
-        _runners[worker] = JobRunner(settings, connect(settings.redis_url), worker=worker, requeue=requeue)
+        _runners[worker] = JobRunner(settings, stores, worker=worker, requeue=requeue)
     return _runners[worker]
 
 

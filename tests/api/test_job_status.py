@@ -22,13 +22,13 @@ import redis
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from api.auth import add_key
 from api.main import create_app
 from api.routes.jobs import job_json, view
 from api.schemas.jobs import JobPublic
 from store.jobs import JobStore
 from store.redis import PipelinedReads, connect, connect_async
 from trainapi import processes
+from trainapi.keys import add_key
 from trainapi.settings import Settings
 
 SPEC = {"name": "status", "training": {"epochs": 4}, "tags": {"team": "search"}}

@@ -1,4 +1,4 @@
-"""Smoke test of bench/engine.py: the quick, engine-only run finishes and prints its tables.
+"""Smoke test of bench/engine_speed.py: the quick, engine-only run finishes and prints its tables.
 
 No timing is asserted: the machines running tests are shared and noisy, and
 the benchmark itself never fails on a missed performance target.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "bench" / "engine.py"
+SCRIPT = REPO_ROOT / "bench" / "engine_speed.py"
 
 
 def test_quick_engine_only_run_prints_tables(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from support import Service, wait_for_job
 
-from api.auth import add_key
+from trainapi.keys import add_key
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 
 Usage::
 
-    python bench/engine.py                  # full run, about 1.5 minutes on 2 cores
-    python bench/engine.py --quick          # small data, few repeats: a smoke run
-    python bench/engine.py --profile        # add a per-batch breakdown of the engine's train pass
-    python bench/engine.py --json out.json  # also write every measurement as JSON
-    python bench/engine.py --no-torch --no-sklearn   # engine only (needs nothing but NumPy)
+    python bench/engine_speed.py                  # full run, about 1.5 minutes on 2 cores
+    python bench/engine_speed.py --quick          # small data, few repeats: a smoke run
+    python bench/engine_speed.py --profile        # add a per-batch breakdown of the engine's train pass
+    python bench/engine_speed.py --json out.json  # also write every measurement as JSON
+    python bench/engine_speed.py --no-torch --no-sklearn   # engine only (needs nothing but NumPy)
 
 Everything runs in one process. Shared machines are noisy, so the script
 reports *ratios measured in the same run*: each repeat runs every framework
@@ -55,10 +55,7 @@ from typing import Any, Protocol
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# ``python bench/engine.py`` puts bench/ first on sys.path, where this very file would
-# shadow the ``engine`` package: drop that entry and make sure the repository root is there.
-_BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _BENCH_DIR]
+# Run from a checkout without installing: the repository root holds the packages.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 

@@ -1,0 +1,42 @@
+"""The store objects of one process, wired once: the API, the runner and the maintenance thread all use this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from store.artifacts import Artifacts
+from store.datasets import DatasetStore
+from store.jobs import JobStore
+from store.redis import connect
+from store.sweeps import SweepStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Records in one Redis and files in one data directory.
+
+    ``redis`` is the client every store shares (one connection pool per process).
+    """
+
+    redis: redis.Redis
+    artifacts: Artifacts
+    jobs: JobStore
+    sweeps: SweepStore
+    datasets: DatasetStore
+
+    @classmethod
+    def open(cls, redis_url: str, data_dir: Path) -> Stores:
+        """Connect to ``redis_url`` (lazily: nothing is sent until the first command) over ``data_dir``."""
+        client = connect(redis_url)
+        artifacts = Artifacts(data_dir)
+        jobs = JobStore(client)
+        return cls(
+            redis=client,
+            artifacts=artifacts,
+            jobs=jobs,
+            sweeps=SweepStore(client, jobs),
+            datasets=DatasetStore(client, artifacts),
+        )

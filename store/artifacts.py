@@ -54,6 +54,12 @@ class Artifacts:
             raise ValueError(f"unknown weights format {fmt!r}")
         return self.job_dir(job_id) / f"attempt-{attempt}" / f"weights.{fmt}"
 
+    def checkpoint_weights_path(self, job_id: str, attempt: int, which: str) -> Path:
+        """A cancelled job's weights (npz) of its ``best`` or ``last`` completed epoch, written by ``attempt``."""
+        if which not in ("best", "last"):
+            raise ValueError(f"unknown checkpoint {which!r}")
+        return self.job_dir(job_id) / f"attempt-{attempt}" / f"weights-{which}.npz"
+
     def checkpoint_path(self, job_id: str, attempt: int, epoch: int) -> Path:
         """Training state after ``epoch``, written by ``attempt``."""
         return self.job_dir(job_id) / f"attempt-{attempt}" / f"checkpoint-{epoch}.npz"

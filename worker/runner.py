@@ -10,13 +10,16 @@ and no epoch is recorded twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis
 
 import engine
@@ -110,6 +113,7 @@ class JobRunner:
 
         resume = self._checkpoint(record)
         progress = _Progress(self, record, claim)
+        result: engine.TrainResult | None = None
         try:
             result = engine.train(
                 spec, dataset, on_epoch=progress.on_epoch, should_stop=progress.should_stop, resume_from=resume
@@ -124,7 +128,11 @@ class JobRunner:
         if progress.stale is not None:
             raise progress.stale
         if stop_reason == "cancelled":
-            self.jobs.finish(job_id, tenant, claim.token, "cancelled")
+            kept = {}
+            if result is not None and self._keep_cancelled(job_id, claim.attempt, result, progress):
+                kept = {"weights_attempt": claim.attempt}
+            self.jobs.finish(job_id, tenant, claim.token, "cancelled", **kept)
+            self._prune_checkpoints(job_id)
             return Outcome("cancelled")
         if stop_reason == "pruned":
             self.jobs.finish(
@@ -147,6 +155,7 @@ class JobRunner:
             log.info("job %s: handed back at epoch %d (worker shutting down)", job_id, progress.epochs_done)
             return Outcome("released")
 
+        assert result is not None  # every stop without a result returned above
         model = export.to_model(result)
         for fmt in WEIGHT_FORMATS:
             write_atomic(self.artifacts.weights_path(job_id, claim.attempt, fmt), export.dumps(model, fmt))
@@ -166,6 +175,39 @@ class JobRunner:
         self._prune_checkpoints(job_id)
         log.info("job %s: succeeded after %d epochs", job_id, len(result.history))
         return Outcome("succeeded")
+
+    def _keep_cancelled(self, job_id: str, attempt: int, result: engine.TrainResult, progress: _Progress) -> bool:
+        """Write a cancelled run's last and best completed epochs as ``weights-{last,best}.npz``.
+
+        Their metadata says which under ``checkpoint``. The last epoch's parameters are read back from its
+        checkpoint (the engine hands back the best ones when early stopping restores them); the best
+        epoch's are the engine's own copy (``restore_best``) or the one this attempt kept. Returns False
+        when nothing was written (no epoch's checkpoint).
+        """
+        if progress.last_checkpoint is None or not progress.last_checkpoint.exists():
+            return False
+        trainer = engine.Trainer(result.spec, result.data)
+        trainer.restore(progress.last_checkpoint.read_bytes())
+        best_params = trainer.early.best_params
+        if best_params is None and progress.best_params_epoch == trainer.early.best_epoch:
+            best_params = progress.best_params
+        kept = [("last", trainer.epoch, trainer.network.params.copy())]
+        if best_params is not None and trainer.early.best_epoch:
+            kept.append(("best", trainer.early.best_epoch, best_params))
+        for which, epoch, params in kept:
+            trainer.network.params[:] = params
+            model = export.to_model(
+                dataclasses.replace(
+                    result,
+                    network=trainer.network,
+                    final_metrics=dict(result.history[epoch - 1]),
+                    best_epoch=trainer.early.best_epoch,
+                    test_metrics=None,
+                )
+            )
+            model.metadata["checkpoint"] = {"which": which, "epoch": epoch, "job_status": "cancelled"}
+            write_atomic(self.artifacts.checkpoint_weights_path(job_id, attempt, which), export.dumps(model, "npz"))
+        return True
 
     def _dataset(self, tenant: str, job: JobSpec) -> engine.Dataset:
         if job.dataset in engine.BUILTIN_DATASETS:
@@ -231,6 +273,10 @@ class _Progress:
         self.sweep_id: str | None = record.get("sweep_id")
         self.sweep = runner.sweeps.config(self.sweep_id) if self.sweep_id else None
         self.epochs = int(record["spec"]["training"]["epochs"])
+        self.last_checkpoint: Path | None = None
+        # The best epoch's parameters when the engine does not keep them (no ``restore_best``).
+        self.best_params: np.ndarray | None = None
+        self.best_params_epoch: int | None = None
         self._previous: int | None = (record.get("checkpoint") or {}).get("epoch")
         self._previous_attempt: int | None = (record.get("checkpoint") or {}).get("attempt")
 
@@ -252,6 +298,9 @@ class _Progress:
             self.stale = exc
             return
         self.epochs_done = epoch
+        self.last_checkpoint = path
+        if trainer.early.best_epoch == epoch and trainer.early.best_params is None:
+            self.best_params, self.best_params_epoch = trainer.network.params.copy(), epoch
         self.latest, self.history, self.best_epoch = metrics, trainer.history, trainer.early.best_epoch
         if self.sweep is not None:
             self._report_to_sweep(epoch, trainer.history)

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -16,6 +17,7 @@ import redis
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
+from api import onnx_export
 from api.deps import CatalogDep, JobsDep, StateDep, TenantDep
 from api.errors import ApiError, invalid
 from api.schemas.jobs import JobList, JobPublic, JobSpec, MetricsList, PredictRequest, PredictResponse
@@ -261,7 +263,8 @@ def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
 def delete_job(job_id: str, tenant: TenantDep, state: StateDep) -> Response:
     state.jobs.delete(tenant, job_id)
     state.artifacts.delete_job(job_id)
-    state.models.pop(job_id, None)
+    for cached in (job_id, *(f"{job_id}-{which}" for which in CHECKPOINTS)):
+        state.models.pop(cached, None)
     return Response(status_code=204)
 
 
@@ -269,6 +272,29 @@ def _succeeded(record: dict[str, Any]) -> int:
     if record["status"] != "succeeded":
         raise ApiError(409, "Conflict", f"the job is {record['status']}; weights exist once it has succeeded")
     return int(record["weights_attempt"])
+
+
+#: What ``/weights`` serves: the stored files, and ONNX built from the npz on request.
+FORMATS = (*WEIGHT_FORMATS, "onnx")
+CHECKPOINTS = ("best", "last")
+
+
+def _weights_file(record: dict[str, Any], checkpoint: str | None, artifacts: Any) -> Path:
+    """The npz-family file to serve: a succeeded job's weights, or a cancelled job's ``checkpoint``."""
+    if checkpoint is None:
+        if record["status"] == "cancelled" and record.get("weights_attempt"):
+            raise ApiError(
+                409, "Conflict", "the job was cancelled; ?checkpoint=best or ?checkpoint=last serves its weights"
+            )
+        return Path(artifacts.weights_path(record["id"], _succeeded(record), "npz"))
+    if record["status"] != "cancelled":
+        raise invalid("checkpoint", f"applies to cancelled jobs; this job is {record['status']}")
+    if not record.get("weights_attempt"):
+        raise ApiError(409, "Conflict", "the job was cancelled before it completed an epoch; it has no weights")
+    path = Path(artifacts.checkpoint_weights_path(record["id"], int(record["weights_attempt"]), checkpoint))
+    if not path.exists():
+        raise ApiError(409, "Conflict", f"the {checkpoint} epoch's parameters of this job were not kept")
+    return path
 
 
 @router.get(
@@ -284,15 +310,34 @@ def get_weights(
     job_id: str,
     tenant: TenantDep,
     state: StateDep,
-    format: Annotated[str, Query(description="npz, safetensors or json")] = "npz",
-) -> FileResponse:
-    if format not in WEIGHT_FORMATS:
-        raise invalid("format", f"must be one of {', '.join(WEIGHT_FORMATS)}")
-    attempt = _succeeded(state.jobs.get(tenant, job_id))
-    path = state.artifacts.weights_path(job_id, attempt, format)
-    if not path.exists():
+    format: Annotated[str, Query(description="npz, safetensors, json or onnx")] = "npz",
+    checkpoint: Annotated[
+        str | None,
+        Query(
+            description="A cancelled job's `best` (best epoch by the early-stopping monitor) or `last` "
+            "(last completed epoch) parameters; their metadata says which under `checkpoint`."
+        ),
+    ] = None,
+) -> Response:
+    if format not in FORMATS:
+        raise invalid("format", f"must be one of {', '.join(FORMATS)}")
+    if checkpoint is not None and checkpoint not in CHECKPOINTS:
+        raise invalid("checkpoint", f"must be one of {', '.join(CHECKPOINTS)}")
+    record = state.jobs.get(tenant, job_id)
+    npz = _weights_file(record, checkpoint, state.artifacts)
+    if not npz.exists():
         raise NotFound("weights of job", job_id)
-    return FileResponse(path, media_type=export.MEDIA_TYPES[format], filename=f"{job_id}.{format}")
+    suffix = f"-{checkpoint}" if checkpoint else ""
+    filename = f"{job_id}{suffix}.{format}"
+    if format in WEIGHT_FORMATS and checkpoint is None:
+        path = state.artifacts.weights_path(job_id, int(record["weights_attempt"]), format)
+        return FileResponse(path, media_type=export.MEDIA_TYPES[format], filename=filename)
+    model = state.cached_model(f"{job_id}{suffix}", lambda: export.loads(npz.read_bytes(), "npz"))
+    if format == "onnx":
+        body, media_type = onnx_export.dumps(model), onnx_export.MEDIA_TYPE
+    else:
+        body, media_type = export.dumps(model, format), export.MEDIA_TYPES[format]
+    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.post("/{job_id}/predict", summary="Predict with the trained model", responses=responses(401, 404, 409, 422))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import Any
 
@@ -54,3 +55,23 @@ class Catalog:
 
     def list(self, tenant: str) -> list[dict[str, Any]]:
         return [builtin(name) for name in engine.BUILTIN_DATASETS] + self.datasets.list(tenant)
+
+    def head(self, tenant: str, ident: str, limit: int) -> dict[str, Any]:
+        """``columns`` (features, then the target), the first ``limit`` ``rows`` as JSON-ready values, ``n_samples``.
+
+        A missing or non-finite number is ``None``; NotFound as :meth:`resolve`.
+        """
+        record = self.resolve(tenant, ident)
+        if record["source"] == "builtin":
+            ds = engine.load_builtin(ident, seed=0)
+            X, y = ds.X[:limit], ds.y[:limit]
+        else:
+            X, y, _ = self.datasets.load_arrays(record["id"])
+            X, y = X[:limit], y[:limit]
+        columns = [*record["feature_names"], record["target_name"]]
+        rows = [[*map(_cell, row), _cell(label)] for row, label in zip(X.tolist(), y.tolist(), strict=True)]
+        return {"columns": columns, "rows": rows, "n_samples": record["n_samples"]}
+
+
+def _cell(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value

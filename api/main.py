@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api import errors
 from api.job_status import JobStatusRoute
 from api.limits import BodyLimit
-from api.routes import datasets, health, jobs, sweeps
+from api.routes import datasets, health, jobs, sweeps, ui
 from api.state import AppState
 from store.redis import PipelinedReads, connect_async
 from trainapi.settings import Settings
@@ -57,12 +57,16 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
             await state.jobs.ar.aclose()
             state.jobs.ar = None
 
-    app = FastAPI(title="trainapi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are served by api.routes.ui from vendored assets, so they work offline.
+    app = FastAPI(
+        title="trainapi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.trainapi = state
     errors.install(app)
     app.include_router(health.router)
     for router in (datasets.router, jobs.router, sweeps.router):
         app.include_router(router, prefix="/v1")
+    ui.install(app)
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     if status_route:
         app.add_middleware(JobStatusRoute, state=state)  # added last: in front of everything but the 500 handler

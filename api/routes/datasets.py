@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -15,7 +15,7 @@ from api.catalog import label_summary
 from api.deps import CatalogDep, DatasetsDep, StateDep, TenantDep
 from api.errors import ApiError, field_errors, invalid
 from api.parsing import ParsedDataset, ParseError, parse_json, parse_upload
-from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic
+from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic, DatasetRows
 from api.schemas.problems import responses
 from store.errors import Conflict
 
@@ -141,6 +141,16 @@ def list_datasets(tenant: TenantDep, catalog: CatalogDep) -> DatasetList:
 @router.get("/{dataset_id}", summary="One dataset", responses=responses(401, 404))
 def get_dataset(dataset_id: DatasetId, tenant: TenantDep, catalog: CatalogDep) -> DatasetPublic:
     return view(catalog.resolve(tenant, dataset_id))
+
+
+@router.get("/{dataset_id}/rows", summary="The first rows of a dataset", responses=responses(401, 404, 422))
+def dataset_rows(
+    dataset_id: DatasetId,
+    tenant: TenantDep,
+    catalog: CatalogDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many rows, from the first.")] = 10,
+) -> DatasetRows:
+    return DatasetRows.model_validate(catalog.head(tenant, dataset_id, limit))
 
 
 @router.delete("/{dataset_id}", status_code=204, summary="Delete an upload", responses=responses(401, 404, 409))

@@ -45,3 +45,13 @@ class DatasetPublic(BaseModel):
 
 class DatasetList(BaseModel):
     items: list[DatasetPublic]
+
+
+class DatasetRows(BaseModel):
+    """The first rows of a dataset, as a table: features in order, then the target."""
+
+    columns: list[str] = Field(examples=[["x0", "x1", "label"]])
+    rows: list[list[Any]] = Field(
+        description="One list per row, in column order; a missing value is null.", examples=[[[0.5, 1.25, "a"]]]
+    )
+    n_samples: int = Field(description="Rows in the whole dataset.")

@@ -23,7 +23,9 @@ class Problem(BaseModel):
 
 def responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI ``responses`` entries documenting problem bodies for ``statuses``."""
+    # A $ref, not the model's own JSON schema: that one carries "$defs" whose "#/$defs/..." pointers
+    # do not resolve inside the OpenAPI document (ReDoc refuses to render it).
+    problem = {"$ref": "#/components/schemas/Problem"}
     return {
-        status: {"model": Problem, "content": {"application/problem+json": {"schema": Problem.model_json_schema()}}}
-        for status in statuses
+        status: {"model": Problem, "content": {"application/problem+json": {"schema": problem}}} for status in statuses
     }

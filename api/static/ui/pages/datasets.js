@@ -1,0 +1,139 @@
+// Datasets: the built-ins and this key's uploads; upload by drag and drop or the file input;
+// the first rows of any dataset.
+
+import { ApiError, api } from "../api.js";
+import { cell, clear, errorNotice, h, link, notice, num, setTitle, table, when } from "../dom.js";
+
+const ROWS = 10;
+
+export async function render(main, { query }) {
+  setTitle("Datasets");
+  const listBox = h("div", { id: "dataset-list" });
+  const rowsBox = h("section", { id: "dataset-rows" });
+  const result = h("div", { id: "upload-result", "aria-live": "polite" });
+  const target = h("input", { type: "text", id: "upload-target", name: "target", placeholder: "last column" });
+  const name = h("input", { type: "text", id: "upload-name", name: "name", placeholder: "the file name" });
+  const fileInput = h("input", { type: "file", id: "upload-file", accept: ".csv,.npz,text/csv,application/octet-stream", onchange: () => fileInput.files[0] && upload(fileInput.files[0]) });
+  const zone = h(
+    "div",
+    { class: "dropzone", id: "dropzone" },
+    h("p", {}, h("b", { text: "Drop a CSV or NPZ file here" }), " or choose one: "),
+    fileInput,
+    h("p", { class: "muted small", text: "CSV: a header row, numeric features; class labels may be text. NPZ: arrays X and y." }),
+  );
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    const file = e.dataTransfer?.files?.[0];
+    if (file) upload(file);
+  });
+
+  clear(
+    main,
+    h("h1", { text: "Datasets" }),
+    h(
+      "section",
+      { class: "card" },
+      h("h3", { text: "Upload" }),
+      h("div", { class: "upload-fields" }, h("label", {}, "Target column ", target), h("label", {}, "Name ", name)),
+      zone,
+      result,
+    ),
+    h("h2", { text: "All datasets" }),
+    listBox,
+    rowsBox,
+  );
+
+  async function upload(file) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    if (target.value.trim()) form.append("target", target.value.trim());
+    if (name.value.trim()) form.append("name", name.value.trim());
+    clear(result, h("p", { class: "muted", text: `Uploading ${file.name}…` }));
+    try {
+      const ds = await api("/v1/datasets", { method: "POST", body: form });
+      clear(
+        result,
+        notice("info", `Uploaded “${ds.name}”`, [
+          `${ds.n_samples} rows × ${ds.n_features} features; target ${ds.target_name}; task ${ds.task ?? "unknown"}${ds.classes ? ` (classes ${ds.classes.map(cell).join(", ")})` : ""}.`,
+          h("p", {}, link("Train a model on it", `/ui/new?dataset=${encodeURIComponent(ds.id)}`, { class: "button primary", id: "train-uploaded" }), " ", h("code", { text: ds.id })),
+        ]),
+      );
+      await list();
+      await showRows(ds.id);
+    } catch (err) {
+      clear(result, errorNotice(err, `Could not upload ${file.name}`, null));
+    } finally {
+      fileInput.value = "";
+    }
+  }
+
+  async function remove(ds) {
+    if (!confirm(`Delete the dataset “${ds.name}”? Jobs trained on it keep their weights.`)) return;
+    try {
+      await api(`/v1/datasets/${encodeURIComponent(ds.id)}`, { method: "DELETE" });
+      rowsBox.replaceChildren();
+      await list();
+    } catch (err) {
+      clear(result, errorNotice(err, `Could not delete ${ds.name}`, null));
+    }
+  }
+
+  async function showRows(id) {
+    clear(rowsBox, h("p", { class: "muted", text: "Loading the first rows…" }));
+    try {
+      const [ds, head] = await Promise.all([api(`/v1/datasets/${encodeURIComponent(id)}`), api(`/v1/datasets/${encodeURIComponent(id)}/rows?limit=${ROWS}`)]);
+      const columns = head.columns.map((c, i) => ({ label: i === head.columns.length - 1 ? `${c} (target)` : c, num: true, value: (row) => cell(row[i]) }));
+      clear(
+        rowsBox,
+        h("h2", { text: `First rows of ${ds.name}` }),
+        h("p", { class: "muted small", text: `${head.rows.length} of ${head.n_samples} rows. ${ds.description ?? ""}` }),
+        h("div", { class: "table-wrap" }, table(columns, head.rows)),
+      );
+      const url = new URL(location.href);
+      url.searchParams.set("id", id);
+      history.replaceState(null, "", url);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) clear(rowsBox, notice("warn", "No such dataset", [`There is no dataset ${id} for this key.`]));
+      else clear(rowsBox, errorNotice(err, "Could not load the rows", null));
+    }
+  }
+
+  async function list() {
+    const { items } = await api("/v1/datasets");
+    const columns = [
+      { label: "Name", class: "name-cell", value: (d) => h("button", { type: "button", class: "linkish", title: "Show the first rows", text: d.name, onclick: () => showRows(d.id) }) },
+      { label: "Source", value: (d) => d.source },
+      { label: "Rows", num: true, value: (d) => num(d.n_samples) },
+      { label: "Features", num: true, value: (d) => num(d.n_features) },
+      { label: "Task", value: (d) => d.task ?? "—" },
+      { label: "Target", value: (d) => d.target_name },
+      { label: "Added", value: (d) => (d.created_at ? when(d.created_at) : "built in") },
+      {
+        label: "",
+        value: (d) =>
+          h(
+            "span",
+            { class: "row" },
+            h("button", { type: "button", text: "First rows", onclick: () => showRows(d.id) }),
+            link("Train", `/ui/new?dataset=${encodeURIComponent(d.id)}`, { class: "button" }),
+            d.source === "upload" ? h("button", { type: "button", class: "danger", text: "Delete", onclick: () => remove(d) }) : null,
+          ),
+      },
+    ];
+    const uploads = items.filter((d) => d.source === "upload").length;
+    clear(
+      listBox,
+      uploads ? null : h("p", { class: "muted", text: "No uploads yet: the built-in datasets are listed; upload your own above." }),
+      h("div", { class: "table-wrap" }, table(columns, items, { rowProps: (d) => ({ dataset: { dataset: d.id } }) })),
+    );
+  }
+
+  await list();
+  if (query.get("id")) await showRows(query.get("id"));
+}

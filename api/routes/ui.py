@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from api.deps import StateDep
-from store.artifacts import WEIGHT_FORMATS
+from api.routes.jobs import FORMATS
 from store.jobs import STATUSES
 from store.jobspec import JobSpec
 
@@ -111,7 +111,7 @@ def build_router(version: str) -> APIRouter:
         defaults = JobSpec(dataset="iris").model_dump(mode="json", exclude={"dataset", "name"})
         body: dict[str, Any] = {
             "auth": not state.keys.open_mode,
-            "weight_formats": list(WEIGHT_FORMATS),
+            "weight_formats": list(FORMATS),
             "statuses": list(STATUSES),
             "job_defaults": defaults,
             "job_choices": choices(JobSpec),

@@ -82,6 +82,16 @@ export async function api(path, options) {
   return response.json();
 }
 
+/** A JSON resource, or null when the API answers 404 (it does not exist, or is another tenant's). */
+export async function find(path) {
+  try {
+    return await api(path);
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
+}
+
 /** Download a response as a file (weights): fetched with the key, saved through a blob: URL. */
 export async function download(path, filename) {
   const response = await send(path);

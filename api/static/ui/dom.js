@@ -60,6 +60,12 @@ export function notice(kind, title, body = [], action = null) {
   );
 }
 
+/** The page of a resource that does not exist for this key: say so, and link back to its list. */
+export function notFound(main, kind, id, [backText, backHref]) {
+  setTitle(`${kind[0].toUpperCase()}${kind.slice(1)} not found`);
+  clear(main, notice("warn", `No such ${kind}`, [`There is no ${kind} ${id} for this key.`, "Check the id, or the key you signed in with.", h("a", { href: backHref, text: backText })]));
+}
+
 /** An error notice for an ApiError (or any error): its title, detail and field errors. */
 export function errorNotice(err, what = "Something went wrong", action = { label: "Retry", run: () => location.reload() }) {
   const body = [];

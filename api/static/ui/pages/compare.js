@@ -1,7 +1,7 @@
 // Compare 2-8 jobs: their curves overlaid (one colour per job; train solid, validation dashed)
 // and the settings in which they differ — the picture of over-fitting with and without dropout or L2.
 
-import { api, every } from "../api.js";
+import { api, every, find } from "../api.js";
 import { Chart, JOB_COLOURS } from "../charts.js";
 import { badge, cell, clear, errorNotice, getPath, h, href, link, notice, num, percent, setTitle, table } from "../dom.js";
 
@@ -19,12 +19,9 @@ export async function render(main, { query }) {
   const jobs = [];
   const missing = [];
   for (const id of ids) {
-    try {
-      jobs.push(await api(`/v1/jobs/${encodeURIComponent(id)}`));
-    } catch (err) {
-      if (err.status !== 404) throw err;
-      missing.push(id);
-    }
+    const job = await find(`/v1/jobs/${encodeURIComponent(id)}`);
+    if (job) jobs.push(job);
+    else missing.push(id);
   }
   if (missing.length) {
     clear(main, h("h1", { text: "Compare jobs" }), notice("warn", "Some jobs were not found", [`No job ${missing.join(", ")} for this key.`, h("a", { href: "/ui/compare", text: "Pick the jobs again" })]));

@@ -1,26 +1,17 @@
 // One job: curves growing live over SSE, best epoch marked, metric table, test metrics, spec,
 // downloads of every weights format, cancel.
 
-import { ApiError, api, download, events } from "../api.js";
+import { ApiError, api, download, events, find } from "../api.js";
 import { Chart, TRAIN, VAL, column, metricSeries } from "../charts.js";
-import { badge, cell, clear, duration, errorNotice, h, href, link, notice, num, percent, setTitle, table, when } from "../dom.js";
+import { badge, cell, clear, duration, errorNotice, h, href, link, notFound, notice, num, percent, setTitle, table, when } from "../dom.js";
 
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
 const FIRST_COLUMNS = ["epoch", "train_loss", "val_loss", "accuracy", "val_accuracy", "r2", "val_r2", "mae", "val_mae", "penalty", "learning_rate", "sparsity", "weight_l2_norm", "epoch_seconds", "samples_per_second"];
 
 export async function render(main, { config, params }) {
   const [jobId] = params;
-  let job;
-  try {
-    job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
-  } catch (err) {
-    if (err.status === 404) {
-      setTitle("Job not found");
-      clear(main, notice("warn", "No such job", [`There is no job ${jobId} for this key.`, "Check the id, or the key you signed in with.", h("a", { href: "/ui/", text: "Back to the jobs list" })]));
-      return;
-    }
-    throw err;
-  }
+  const job = await find(`/v1/jobs/${encodeURIComponent(jobId)}`);
+  if (!job) return notFound(main, "job", jobId, ["Back to the jobs list", "/ui/"]);
   const records = (await api(`/v1/jobs/${encodeURIComponent(jobId)}/metrics`)).items;
   const page = new JobPage(main, job, records, config);
   page.draw();

@@ -1,26 +1,17 @@
 // A sweep: sortable leaderboard, the objective against each parameter (one point per finished
 // trial), the best trial's curves; refreshed every two seconds while it runs.
 
-import { api, every } from "../api.js";
+import { api, every, find } from "../api.js";
 import { Chart, JOB_COLOURS, PRUNED, TRAIN, VAL, column } from "../charts.js";
-import { badge, cell, clear, errorNotice, h, href, link, notice, num, percent, setTitle, when } from "../dom.js";
+import { badge, cell, clear, errorNotice, h, href, link, notFound, num, percent, setTitle, when } from "../dom.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const FINISHED = new Set(["succeeded", "pruned"]);
 
 export async function render(main, { params }) {
   const [sweepId] = params;
-  let sweep;
-  try {
-    sweep = await api(`/v1/sweeps/${encodeURIComponent(sweepId)}`);
-  } catch (err) {
-    if (err.status === 404) {
-      setTitle("Sweep not found");
-      clear(main, notice("warn", "No such sweep", [`There is no sweep ${sweepId} for this key.`, h("a", { href: "/ui/sweeps", text: "Back to the sweeps" })]));
-      return;
-    }
-    throw err;
-  }
+  const sweep = await find(`/v1/sweeps/${encodeURIComponent(sweepId)}`);
+  if (!sweep) return notFound(main, "sweep", sweepId, ["Back to the sweeps", "/ui/sweeps"]);
   new SweepPage(main, sweep).start();
 }
 

@@ -22,12 +22,15 @@ RUN groupadd --system --gid 10001 trainapi \
 
 WORKDIR /src
 
-# Dependency layer: depends on pyproject.toml only, so editing the source does
-# not reinstall the dependencies. The list goes through a requirements file, one
-# per line, so environment markers (quotes, spaces) reach pip intact.
+# Dependency layer: depends on pyproject.toml and the client distribution only, so
+# editing the service's source does not reinstall the dependencies. The list goes
+# through a requirements file, one per line, so environment markers (quotes,
+# spaces) reach pip intact; ./client on the same command line provides the
+# trainapi-client it names.
 COPY pyproject.toml ./
+COPY client ./client
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep=chr(10))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && pip install --no-cache-dir ./client -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 # The project itself: the packages of [tool.setuptools.packages.find] and the readme.

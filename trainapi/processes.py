@@ -234,9 +234,10 @@ class LocalService:
         except StartupError as exc:
             raise StartupError(f"{exc}\n{self.logs()}") from None
 
-    def stop_api(self) -> None:
+    def stop_api(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the API alone (``signal.SIGKILL``: kill it); :meth:`start_api` starts it again on the same port."""
         if self.api is not None:
-            stop(self.api)
+            stop(self.api, sig=sig)
             self.api = None
 
     def stop_worker(self, name: str) -> None:

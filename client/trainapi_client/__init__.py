@@ -1,0 +1,53 @@
+"""Python client of the trainapi training service: ``Client``, ``AsyncClient``, typed results, one error family."""
+
+__version__ = "0.1.0"
+
+from trainapi_client.client import AsyncClient, Client
+from trainapi_client.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    ValidationError,
+)
+from trainapi_client.models import (
+    Dataset,
+    DatasetSummary,
+    EpochMetrics,
+    Job,
+    JobError,
+    Prediction,
+    Progress,
+    Sweep,
+    TestMetrics,
+    Trial,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequest",
+    "Client",
+    "Conflict",
+    "Dataset",
+    "DatasetSummary",
+    "EpochMetrics",
+    "Job",
+    "JobError",
+    "NotFound",
+    "Prediction",
+    "Progress",
+    "RateLimited",
+    "Sweep",
+    "TestMetrics",
+    "Trial",
+    "Unavailable",
+    "ValidationError",
+    "__version__",
+]

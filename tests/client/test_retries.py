@@ -1,0 +1,53 @@
+"""Retries against the real service: the API process killed and restarted while calls are retrying."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import httpx
+from support import poll
+from trainapi_client import Client
+
+SLOW = {"dataset": "digits", "model": {"type": "mlp", "hidden_layers": [64]}, "training": {"epochs": 15}}
+
+
+def test_create_and_wait_complete_across_an_api_restart(service):
+    # The session's service: its API is killed here and started again on the same port before the test ends.
+    svc = service
+    with Client(svc.url) as client:
+        running = client.jobs.create(SLOW, name="waited")
+    results: dict[str, Any] = {}
+    attempts: list[httpx.Request] = []
+
+    def wait() -> None:
+        with Client(svc.url, max_retries=12) as client:
+            results["wait"] = client.jobs.wait(running.id, timeout=120)
+
+    def create() -> None:
+        http = httpx.Client(event_hooks={"request": [attempts.append]})
+        with Client(svc.url, max_retries=12, http_client=http) as client:
+            results["create"] = client.jobs.create({**SLOW, "training": {"epochs": 2}}, name="created-while-down")
+
+    svc.stop_api(signal.SIGKILL)
+    threads = [threading.Thread(target=wait), threading.Thread(target=create)]
+    for thread in threads:
+        thread.start()
+    poll(lambda: len(attempts) >= 2, timeout=30, what="create() to retry")  # it is retrying, not failed
+    svc.start_api()
+    for thread in threads:
+        thread.join(timeout=150)
+    assert results["wait"].status == "succeeded" and results["wait"].progress.epoch == 15
+    created = results["create"]
+    assert len({r.headers["Idempotency-Key"] for r in attempts}) == 1  # every retry carried the same key
+    with Client(svc.url) as client:
+        assert [j.id for j in client.jobs.list() if j.name == "created-while-down"] == [created.id]
+        assert client.jobs.wait(created.id, timeout=60).status == "succeeded"
+
+
+def test_a_repeated_idempotency_key_returns_the_first_job(service):
+    with Client(service.url) as client:
+        first = client.jobs.create(dataset="iris", training={"epochs": 1}, idempotency_key="k-1")
+        again = client.jobs.create(dataset="iris", training={"epochs": 1}, idempotency_key="k-1")
+    assert again.id == first.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -19,9 +20,11 @@ from trainapi_client.resources.datasets import AsyncDatasets, Datasets
 from trainapi_client.resources.jobs import AsyncJobs, Jobs
 from trainapi_client.resources.sweeps import AsyncSweeps, Sweeps
 
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
-class Client:
-    """A synchronous client of a trainapi service.
+
+class _BaseClient(Generic[H]):
+    """A client of a trainapi service.
 
     Parameters
     ----------
@@ -33,8 +36,8 @@ class Client:
         Per request, in seconds.
     max_retries : int
         Retries of a request that is safe to repeat, after connection errors, 429 and 503.
-    http_client : httpx.Client, optional
-        Your own (proxies, transports); its base URL and headers are set here.
+    http_client : httpx.Client or httpx.AsyncClient, optional
+        Your own (proxies, transports, event hooks); its base URL and headers are set here.
     """
 
     def __init__(
@@ -44,16 +47,34 @@ class Client:
         *,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        http_client: httpx.Client | None = None,
+        http_client: H | None = None,
     ) -> None:
         self.base_url, self.api_key = resolve(base_url, api_key)
-        self._http = http_client or httpx.Client(timeout=timeout)
+        self._http: H = http_client if http_client is not None else self._new_http(timeout)
         self._http.base_url = httpx.URL(self.base_url)
         self._http.headers.update(default_headers(self.api_key))
-        transport = SyncTransport(self._http, RetryPolicy(max_retries=max_retries))
-        self.datasets = Datasets(transport)
-        self.jobs = Jobs(transport)
-        self.sweeps = Sweeps(transport)
+        self._attach(RetryPolicy(max_retries=max_retries))
+
+    def _new_http(self, timeout: float | httpx.Timeout) -> H:
+        raise NotImplementedError
+
+    def _attach(self, policy: RetryPolicy) -> None:
+        raise NotImplementedError
+
+
+class Client(_BaseClient[httpx.Client]):
+    __doc__ = _BaseClient.__doc__
+
+    datasets: Datasets
+    jobs: Jobs
+    sweeps: Sweeps
+
+    def _new_http(self, timeout: float | httpx.Timeout) -> httpx.Client:
+        return httpx.Client(timeout=timeout)
+
+    def _attach(self, policy: RetryPolicy) -> None:
+        transport = SyncTransport(self._http, policy)
+        self.datasets, self.jobs, self.sweeps = Datasets(transport), Jobs(transport), Sweeps(transport)
 
     def close(self) -> None:
         self._http.close()
@@ -61,32 +82,23 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class AsyncClient:
+class AsyncClient(_BaseClient[httpx.AsyncClient]):
     """:class:`Client` for asyncio: the same resources and methods, each awaited."""
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.base_url, self.api_key = resolve(base_url, api_key)
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
-        self._http.base_url = httpx.URL(self.base_url)
-        self._http.headers.update(default_headers(self.api_key))
-        transport = AsyncTransport(self._http, RetryPolicy(max_retries=max_retries))
-        self.datasets = AsyncDatasets(transport)
-        self.jobs = AsyncJobs(transport)
-        self.sweeps = AsyncSweeps(transport)
+    datasets: AsyncDatasets
+    jobs: AsyncJobs
+    sweeps: AsyncSweeps
+
+    def _new_http(self, timeout: float | httpx.Timeout) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout)
+
+    def _attach(self, policy: RetryPolicy) -> None:
+        transport = AsyncTransport(self._http, policy)
+        self.datasets, self.jobs, self.sweeps = AsyncDatasets(transport), AsyncJobs(transport), AsyncSweeps(transport)
 
     async def close(self) -> None:
         await self._http.aclose()

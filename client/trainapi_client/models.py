@@ -74,8 +74,8 @@ def _dump(value: Any) -> Any:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Dataset(Model):
-    """A built-in or uploaded dataset."""
+class DatasetSummary(Model):
+    """The dataset a job trains on, as it was when the job was created."""
 
     id: str
     name: str
@@ -83,9 +83,15 @@ class Dataset(Model):
     n_samples: int
     n_features: int
     task: str | None = None
+    target_name: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Dataset(DatasetSummary):
+    """A built-in or uploaded dataset."""
+
     classes: list[Any] | None = None
     feature_names: list[str]
-    target_name: str
     description: str | None = None
     sha256: str | None = None
     size_bytes: int | None = None
@@ -138,19 +144,6 @@ class Progress(Model):
 class JobError(Model):
     type: str
     message: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DatasetSummary(Model):
-    """The dataset a job trains on, as it was when the job was created."""
-
-    id: str
-    name: str
-    source: str
-    n_samples: int
-    n_features: int
-    task: str | None = None
-    target_name: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

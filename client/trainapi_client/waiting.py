@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from trainapi_client.models import Job, Sweep
+
+R = TypeVar("R", Job, Sweep)
 
 
 def _loss(value: float | None) -> str:
@@ -97,3 +101,21 @@ class Waiter:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise TimeoutError(f"{resource.id} is still {resource.status} after {self.timeout:g} s")
         return False
+
+
+def wait_for(read: Callable[[], R], timeout: float | None, progress: bool | ProgressBar, interval: float) -> R:
+    """Call ``read`` every ``interval`` seconds until what it returns has finished; return that."""
+    with Waiter(timeout, progress, interval) as waiter:
+        while not waiter.done(resource := read()):
+            time.sleep(waiter.interval)
+        return resource
+
+
+async def async_wait_for(
+    read: Callable[[], Awaitable[R]], timeout: float | None, progress: bool | ProgressBar, interval: float
+) -> R:
+    """:func:`wait_for` with an awaitable ``read``."""
+    with Waiter(timeout, progress, interval) as waiter:
+        while not waiter.done(resource := await read()):
+            await asyncio.sleep(waiter.interval)
+        return resource

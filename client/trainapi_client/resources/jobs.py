@@ -20,7 +20,7 @@ from trainapi_client.base_client import Request, RetryPolicy, url_path
 from trainapi_client.errors import APIConnectionError
 from trainapi_client.models import EpochMetrics, Job, Prediction
 from trainapi_client.resources.resource import AsyncResource, SyncResource
-from trainapi_client.waiting import ProgressBar, Waiter
+from trainapi_client.waiting import ProgressBar, async_wait_for, wait_for
 
 WEIGHT_FORMATS = ("npz", "safetensors", "json")
 
@@ -88,6 +88,14 @@ class EventStream:
             return None
         self.last_epoch = record.epoch
         return record
+
+    def records(self, events: Iterator[ServerSentEvent]) -> Iterator[EpochMetrics]:
+        return (record for event in events if (record := self.take(event)) is not None)
+
+    async def async_records(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[EpochMetrics]:
+        async for event in events:
+            if (record := self.take(event)) is not None:
+                yield record
 
     def broken(self, exc: Exception | None) -> float:
         """The connection ended before the ``end`` event: seconds to wait before reconnecting (or raise)."""
@@ -159,10 +167,7 @@ class Jobs(SyncResource):
             error: Exception | None = None
             try:
                 with self._transport.open(state.request()) as response:
-                    for event in EventSource(response).iter_sse():
-                        record = state.take(event)
-                        if record is not None:
-                            yield record
+                    yield from state.records(EventSource(response).iter_sse())
             except httpx.TransportError as exc:
                 error = exc
             if not state.ended:
@@ -176,10 +181,7 @@ class Jobs(SyncResource):
         Raises ``TimeoutError`` after ``timeout`` seconds. A finished job is returned whatever its
         status (``succeeded``, ``failed``, ``cancelled``): check ``job.status``.
         """
-        with Waiter(timeout, progress, interval) as waiter:
-            while not waiter.done(job := self.get(job_id)):
-                time.sleep(waiter.interval)
-            return job
+        return wait_for(lambda: self.get(job_id), timeout, progress, interval)
 
     def download_weights(self, job_id: str, path: str | Path, format: str = "safetensors") -> Path:
         """Stream the trained weights (``npz``, ``safetensors`` or ``json``) to ``path``; returns it."""
@@ -227,10 +229,8 @@ class AsyncJobs(AsyncResource):
             error: Exception | None = None
             try:
                 async with self._transport.open(state.request()) as response:
-                    async for event in EventSource(response).aiter_sse():
-                        record = state.take(event)
-                        if record is not None:
-                            yield record
+                    async for record in state.async_records(EventSource(response).aiter_sse()):
+                        yield record
             except httpx.TransportError as exc:
                 error = exc
             if not state.ended:
@@ -239,10 +239,7 @@ class AsyncJobs(AsyncResource):
     async def wait(
         self, job_id: str, timeout: float | None = None, progress: bool | ProgressBar = False, interval: float = 0.5
     ) -> Job:
-        with Waiter(timeout, progress, interval) as waiter:
-            while not waiter.done(job := await self.get(job_id)):
-                await asyncio.sleep(waiter.interval)
-            return job
+        return await async_wait_for(lambda: self.get(job_id), timeout, progress, interval)
 
     async def download_weights(self, job_id: str, path: str | Path, format: str = "safetensors") -> Path:
         async with self._transport.open(_weights(job_id, format)) as response:

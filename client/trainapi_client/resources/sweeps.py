@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import time
 from typing import Any
 
 from trainapi_client.base_client import Request, url_path
 from trainapi_client.models import Sweep, Trial
 from trainapi_client.resources.resource import AsyncResource, SyncResource
-from trainapi_client.waiting import ProgressBar, Waiter
+from trainapi_client.waiting import ProgressBar, async_wait_for, wait_for
 
 
 def _create(spec: dict[str, Any] | None, fields: dict[str, Any]) -> Request:
@@ -45,10 +43,7 @@ class Sweeps(SyncResource):
         self, sweep_id: str, timeout: float | None = None, progress: bool | ProgressBar = False, interval: float = 1.0
     ) -> Sweep:
         """Poll until every trial has finished; ``progress=True`` shows finished trials and the best objective."""
-        with Waiter(timeout, progress, interval) as waiter:
-            while not waiter.done(sweep := self.get(sweep_id)):
-                time.sleep(waiter.interval)
-            return sweep
+        return wait_for(lambda: self.get(sweep_id), timeout, progress, interval)
 
     def leaderboard(self, sweep_id: str) -> builtins.list[Trial]:
         """Trials by objective, best first (those without one last)."""
@@ -71,10 +66,7 @@ class AsyncSweeps(AsyncResource):
     async def wait(
         self, sweep_id: str, timeout: float | None = None, progress: bool | ProgressBar = False, interval: float = 1.0
     ) -> Sweep:
-        with Waiter(timeout, progress, interval) as waiter:
-            while not waiter.done(sweep := await self.get(sweep_id)):
-                await asyncio.sleep(waiter.interval)
-            return sweep
+        return await async_wait_for(lambda: self.get(sweep_id), timeout, progress, interval)
 
     async def leaderboard(self, sweep_id: str) -> builtins.list[Trial]:
         return (await self.get(sweep_id)).leaderboard

@@ -36,7 +36,7 @@ class AppState:
     def build(cls, settings: Settings) -> AppState:
         if not settings.redis_url:
             raise RuntimeError("TRAINAPI_REDIS_URL is not set; `trainapi serve` sets it for the API it starts")
-        stores = Stores.open(settings.redis_url, settings.data_dir)
+        stores = Stores.open(settings.redis_url, Artifacts.open(settings))
         return cls(
             settings=settings,
             stores=stores,

@@ -1,71 +1,94 @@
-"""Files under the data directory, written atomically.
+"""The names of stored objects, over whichever storage backend is configured.
 
-A file is written to a temporary name in its final directory, flushed to disk
-and renamed into place, so a reader sees either nothing or the whole file,
-whatever happens to the writer.
+- ``datasets/{sha256}.npz``: an uploaded dataset's arrays, named by their content,
+  so the same upload is stored once however often it is sent.
+- ``jobs/{id}/attempt-{n}/checkpoint-{epoch}.npz`` and ``…/weights.{fmt}``: what
+  attempt ``n`` of a job wrote. Each attempt writes only its own names, and the
+  job record (updated only by the attempt that owns the job) says which
+  attempt's checkpoint and weights are the real ones: a stale attempt's
+  objects are never read.
+- ``jobs/{id}/attempt-{n}/weights-{best,last}.npz``: a cancelled job's best and
+  last completed epochs, written by attempt ``n``.
+- ``jobs/{id}/metrics.json``: a finished job's per-epoch metrics, moved out of Redis.
+
+Everything of a job lies under ``jobs/{id}/`` and goes with it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
+import re
+
+from store.storage import LocalCache, LocalStorage, ObjectStorage, StorageSettings, open_storage
 
 WEIGHT_FORMATS = ("npz", "safetensors", "json")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that no partial file is ever visible."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_CHECKPOINT = re.compile(r"attempt-\d+/checkpoint-\d+\.npz$")
 
 
 class Artifacts:
-    """Paths of a data directory: ``datasets/{id}.npz`` and ``jobs/{id}/attempt-{n}/…``.
+    """Object names of datasets and jobs, and the storage holding them.
 
-    Each attempt of a job writes into its own directory, and the job record
-    (updated only by the attempt that owns the job) says which attempt's
-    checkpoint and weights are the real ones: a stale attempt's files are
-    never read.
+    ``cache`` (workers in front of remote storage) keeps datasets on the local disk, by sha256.
     """
 
-    def __init__(self, data_dir: Path) -> None:
-        self.root = Path(data_dir)
+    def __init__(self, storage: ObjectStorage, cache: LocalCache | None = None) -> None:
+        self.storage = storage
+        self.cache = cache
 
-    def dataset_path(self, dataset_id: str) -> Path:
-        return self.root / "datasets" / f"{dataset_id}.npz"
+    @classmethod
+    def open(cls, settings: StorageSettings, *, cache_bytes: int = 0) -> Artifacts:
+        """The configured storage; with remote storage and ``cache_bytes``, a dataset cache in the data directory."""
+        storage = open_storage(settings)
+        cache = None
+        if cache_bytes and not isinstance(storage, LocalStorage):
+            cache = LocalCache(settings.data_dir / "cache" / "datasets", cache_bytes)
+        return cls(storage, cache)
 
-    def job_dir(self, job_id: str) -> Path:
-        return self.root / "jobs" / job_id
+    @staticmethod
+    def dataset_key(sha256: str) -> str:
+        return f"datasets/{sha256}.npz"
 
-    def weights_path(self, job_id: str, attempt: int, fmt: str) -> Path:
-        """Weights written by ``attempt``; the job record names the attempt whose files count."""
+    @staticmethod
+    def job_prefix(job_id: str) -> str:
+        return f"jobs/{job_id}/"
+
+    def weights_key(self, job_id: str, attempt: int, fmt: str) -> str:
+        """Weights written by ``attempt``; the job record names the attempt whose objects count."""
         if fmt not in WEIGHT_FORMATS:
             raise ValueError(f"unknown weights format {fmt!r}")
-        return self.job_dir(job_id) / f"attempt-{attempt}" / f"weights.{fmt}"
+        return f"{self.job_prefix(job_id)}attempt-{attempt}/weights.{fmt}"
 
-    def checkpoint_weights_path(self, job_id: str, attempt: int, which: str) -> Path:
+    def checkpoint_weights_key(self, job_id: str, attempt: int, which: str) -> str:
         """A cancelled job's weights (npz) of its ``best`` or ``last`` completed epoch, written by ``attempt``."""
         if which not in ("best", "last"):
             raise ValueError(f"unknown checkpoint {which!r}")
-        return self.job_dir(job_id) / f"attempt-{attempt}" / f"weights-{which}.npz"
+        return f"{self.job_prefix(job_id)}attempt-{attempt}/weights-{which}.npz"
 
-    def checkpoint_path(self, job_id: str, attempt: int, epoch: int) -> Path:
+    def checkpoint_key(self, job_id: str, attempt: int, epoch: int) -> str:
         """Training state after ``epoch``, written by ``attempt``."""
-        return self.job_dir(job_id) / f"attempt-{attempt}" / f"checkpoint-{epoch}.npz"
+        return f"{self.job_prefix(job_id)}attempt-{attempt}/checkpoint-{epoch}.npz"
+
+    def metrics_key(self, job_id: str) -> str:
+        """A finished job's metrics list (JSON array, one record per epoch)."""
+        return f"{self.job_prefix(job_id)}metrics.json"
+
+    def read_dataset(self, key: str, sha256: str) -> bytes:
+        """A dataset's bytes, through the local cache when there is one."""
+        if self.cache is None:
+            return self.storage.get(key)
+        return self.cache.get(self.storage, key, sha256)
 
     def delete_job(self, job_id: str) -> None:
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        """Every object of the job, of every attempt."""
+        self.storage.delete_prefix(self.job_prefix(job_id))
 
-    def delete_dataset(self, dataset_id: str) -> None:
-        self.dataset_path(dataset_id).unlink(missing_ok=True)
+    def delete_leftovers(self, job_id: str, keep_attempt: int | None) -> None:
+        """Checkpoints of every attempt, and everything of attempts other than ``keep_attempt``.
+
+        Called once the job has finished: only the final weights and the metrics stay.
+        """
+        prefix = self.job_prefix(job_id)
+        for key in self.storage.keys(prefix):
+            rest = key[len(prefix) :]
+            other_attempt = rest.startswith("attempt-") and not rest.startswith(f"attempt-{keep_attempt}/")
+            if _CHECKPOINT.match(rest) or other_attempt:
+                self.storage.delete(key)

@@ -1,11 +1,16 @@
-"""Uploaded datasets: arrays in ``datasets/{id}.npz`` under the data directory, a record in Redis.
+"""Uploaded datasets: arrays in storage under ``datasets/{sha256}.npz``, a record in Redis.
 
 - ``dataset:{id}`` hash: id, tenant, name, sizes, task guess, classes,
   feature names, target name, sha256 of the stored arrays, created time.
 - ``datasets:{tenant}`` sorted set: the tenant's dataset ids by creation time.
+- ``blob:{sha256}`` set: the datasets whose arrays are that object. The object
+  is stored once, by its content (the NPZ is written byte-for-byte the same for
+  the same arrays), and deleted with the last dataset that uses it; a short
+  Redis lock per object orders an upload and a delete of the same content.
 
 Arrays are stored with ``allow_pickle=False`` semantics: numbers, and labels
-as a unicode array, never objects.
+as a unicode array, never objects. Records from before content addressing
+name no object and keep theirs at ``datasets/{id}.npz``.
 """
 
 from __future__ import annotations
@@ -15,17 +20,35 @@ import io
 import json
 import time
 import uuid
+import zipfile
 from typing import Any
 
 import numpy as np
 import redis
 
-from store.artifacts import Artifacts, write_atomic
+from store.artifacts import Artifacts
 from store.errors import NotFound
 from store.jobs import now_iso
 from store.redis import key, plausible_id
 
 _JSON_FIELDS = ("classes", "feature_names", "target_numeric")
+#: How long an upload or a delete may hold the lock of one stored object (a slow PUT of a large file).
+BLOB_LOCK_SECONDS = 300
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An NPZ of ``arrays`` whose bytes depend on the arrays alone (fixed member times, no compression).
+
+    ``np.savez`` stamps each member with the current time, so the same arrays
+    would hash differently on every upload.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 class DatasetStore:
@@ -51,10 +74,8 @@ class DatasetStore:
         ``summary`` carries what the caller derived (task guess, classes).
         """
         dataset_id = "ds_" + uuid.uuid4().hex
-        buffer = io.BytesIO()
-        np.savez(buffer, X=X, y=y, feature_names=np.array(feature_names, dtype=str))
-        blob = buffer.getvalue()
-        write_atomic(self.artifacts.dataset_path(dataset_id), blob)
+        blob = npz_bytes({"X": X, "y": y, "feature_names": np.array(feature_names, dtype=str)})
+        sha256 = hashlib.sha256(blob).hexdigest()
         record: dict[str, Any] = {
             "id": dataset_id,
             "tenant": tenant,
@@ -65,16 +86,21 @@ class DatasetStore:
             "feature_names": list(feature_names),
             "target_name": target_name,
             "target_numeric": y.dtype.kind in "iuf",
-            "sha256": hashlib.sha256(blob).hexdigest(),
+            "sha256": sha256,
             "size_bytes": len(blob),
             "created_at": now_iso(),
             **summary,
         }
         stored = {k: json.dumps(v) if k in _JSON_FIELDS else v for k, v in record.items()}
-        pipe = self.r.pipeline()
-        pipe.hset(key("dataset", dataset_id), mapping=stored)
-        pipe.zadd(key("datasets", tenant), {dataset_id: time.time()})
-        pipe.execute()
+        stored["object"] = self.artifacts.dataset_key(sha256)
+        with self._blob_lock(sha256):
+            if not self.artifacts.storage.exists(stored["object"]):
+                self.artifacts.storage.put(stored["object"], blob)
+            pipe = self.r.pipeline()
+            pipe.hset(key("dataset", dataset_id), mapping=stored)
+            pipe.zadd(key("datasets", tenant), {dataset_id: time.time()})
+            pipe.sadd(key("blob", sha256), dataset_id)
+            pipe.execute()
         return record
 
     def get(self, tenant: str, dataset_id: str) -> dict[str, Any]:
@@ -93,20 +119,37 @@ class DatasetStore:
         return [self._decode(raw) for raw in pipe.execute() if raw]
 
     def delete(self, tenant: str, dataset_id: str) -> None:
-        self.get(tenant, dataset_id)
-        pipe = self.r.pipeline()
-        pipe.delete(key("dataset", dataset_id))
-        pipe.zrem(key("datasets", tenant), dataset_id)
-        pipe.execute()
-        self.artifacts.delete_dataset(dataset_id)
+        """Remove the record, and the stored arrays unless another dataset has the same ones."""
+        record = self.get(tenant, dataset_id)
+        with self._blob_lock(record["sha256"]):
+            pipe = self.r.pipeline()
+            pipe.delete(key("dataset", dataset_id))
+            pipe.zrem(key("datasets", tenant), dataset_id)
+            pipe.srem(key("blob", record["sha256"]), dataset_id)
+            pipe.scard(key("blob", record["sha256"]))
+            remaining = pipe.execute()[-1]
+            if remaining == 0:
+                self.artifacts.storage.delete(self._object_key(record))
 
     def load_arrays(self, dataset_id: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """X, y and feature names of a stored dataset."""
-        path = self.artifacts.dataset_path(dataset_id)
-        if not path.exists():
+        raw = self.r.hgetall(key("dataset", dataset_id))
+        if not raw:
             raise NotFound("dataset", dataset_id)
-        with np.load(path, allow_pickle=False) as npz:
+        try:
+            blob = self.artifacts.read_dataset(self._object_key(raw), raw["sha256"])
+        except NotFound:
+            raise NotFound("dataset", dataset_id) from None
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             return npz["X"], npz["y"], tuple(str(n) for n in npz["feature_names"])
+
+    @staticmethod
+    def _object_key(record: dict[str, Any]) -> str:
+        # Records from before content addressing name no object: theirs is datasets/{id}.npz.
+        return str(record.get("object") or f"datasets/{record['id']}.npz")
+
+    def _blob_lock(self, sha256: str) -> Any:
+        return self.r.lock(key("blob", sha256, "lock"), timeout=BLOB_LOCK_SECONDS, blocking_timeout=60)
 
     @staticmethod
     def _decode(raw: dict[str, Any]) -> dict[str, Any]:

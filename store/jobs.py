@@ -302,11 +302,15 @@ class JobStore:
             raise Conflict(f"the job already {status}")
         return status
 
-    def delete(self, tenant: str, job_id: str) -> None:
-        """Remove a finished job's record and metrics (the caller removes its files)."""
-        record = self.get(tenant, job_id)
+    @staticmethod
+    def check_deletable(record: dict[str, Any]) -> None:
+        """Conflict unless the job has finished."""
         if record["status"] not in TERMINAL:
             raise Conflict(f"the job is {record['status']}; cancel it first")
+
+    def delete(self, tenant: str, job_id: str) -> None:
+        """Remove a finished job's record and metrics (the caller removes its stored objects first)."""
+        self.check_deletable(self.get(tenant, job_id))
         pipe = self.r.pipeline()
         pipe.delete(key("job", job_id), key("job", job_id, "metrics"))
         pipe.zrem(key("jobs", tenant), job_id)

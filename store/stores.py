@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
@@ -16,7 +15,7 @@ from store.sweeps import SweepStore
 
 @dataclass(frozen=True)
 class Stores:
-    """Records in one Redis and files in one data directory.
+    """Records in one Redis and objects in one storage (the data directory or a bucket).
 
     ``redis`` is the client every store shares (one connection pool per process).
     """
@@ -28,10 +27,9 @@ class Stores:
     datasets: DatasetStore
 
     @classmethod
-    def open(cls, redis_url: str, data_dir: Path) -> Stores:
-        """Connect to ``redis_url`` (lazily: nothing is sent until the first command) over ``data_dir``."""
+    def open(cls, redis_url: str, artifacts: Artifacts) -> Stores:
+        """Connect to ``redis_url`` (lazily: nothing is sent until the first command) over ``artifacts``."""
         client = connect(redis_url)
-        artifacts = Artifacts(data_dir)
         jobs = JobStore(client)
         return cls(
             redis=client,

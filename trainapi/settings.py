@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Attempts of a job before it fails.")
     lease_seconds: float = Field(default=30.0, gt=0, description="A running attempt's lease; renewed every epoch.")
 
+    # Storage (SPEC §15): the data directory, or S3-compatible object storage shared by every host.
+    storage_url: str | None = Field(
+        default=None,
+        description="Unset: datasets, checkpoints and weights in the data directory. "
+        "`s3://bucket/prefix`: in S3-compatible object storage (credentials: the standard AWS chain).",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint of MinIO, Ceph, …; unset for AWS.")
+    s3_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to the object storage.")
+    s3_read_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for each read from it.")
+    s3_max_attempts: int = Field(default=4, ge=1, description="Tries of one storage request (standard backoff).")
+    cache_max_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="A worker's local cache of datasets (with object storage)."
+    )
+
     def ensure_dirs(self) -> None:
         """Create the data directory tree."""
         for sub in ("datasets", "jobs", "redis"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import signals
 
+from store.artifacts import Artifacts
 from store.queue import Requeue, celery_app
 from store.stores import Stores
 from trainapi.settings import Settings
@@ -31,7 +32,8 @@ app.conf.update(
     worker_send_task_events=False,
 )
 # Connections are opened on first use, and redis-py opens fresh ones in each forked pool child.
-stores = Stores.open(settings.redis_url, settings.data_dir)
+# Workers keep datasets read from object storage in a bounded local cache.
+stores = Stores.open(settings.redis_url, Artifacts.open(settings, cache_bytes=settings.cache_max_bytes))
 requeue = Requeue(app, stores.jobs, settings.max_runtime_seconds)
 
 

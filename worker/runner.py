@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +23,11 @@ import redis
 
 import engine
 from engine import export
-from store.artifacts import WEIGHT_FORMATS, write_atomic
+from store.artifacts import WEIGHT_FORMATS
 from store.errors import NotFound, StaleAttempt
 from store.jobs import TERMINAL, Claim
 from store.jobspec import JobSpec
+from store.storage import ObjectMissing, StorageUnavailable
 from store.stores import Stores
 from trainapi.settings import Settings
 from worker import pruning
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: How often, at most, a running job asks Redis whether to stop (cancelled, worker draining).
 STOP_POLL_SECONDS = 0.2
+#: Pause before handing back a job whose attempt the object storage failed, times the attempt number.
+STORAGE_BACKOFF_SECONDS = 1.0
 
 
 @dataclass
@@ -90,7 +92,10 @@ class JobRunner:
                     self._trial_done(record)
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
             log.info("job %s: attempt %d started", job_id, claim.attempt)
-            outcome = self._train(record, claim)
+            try:
+                outcome = self._train(record, claim)
+            except StorageUnavailable as exc:
+                outcome = self._storage_down(record, claim, exc)
             if outcome.status in TERMINAL:
                 self._trial_done(record)
             return outcome
@@ -132,7 +137,7 @@ class JobRunner:
             if result is not None and self._keep_cancelled(job_id, claim.attempt, result, progress):
                 kept = {"weights_attempt": claim.attempt}
             self.jobs.finish(job_id, tenant, claim.token, "cancelled", **kept)
-            self._prune_checkpoints(job_id)
+            self._delete_leftovers(job_id, claim.attempt if kept else None)
             return Outcome("cancelled")
         if stop_reason == "pruned":
             self.jobs.finish(
@@ -158,7 +163,8 @@ class JobRunner:
         assert result is not None  # every stop without a result returned above
         model = export.to_model(result)
         for fmt in WEIGHT_FORMATS:
-            write_atomic(self.artifacts.weights_path(job_id, claim.attempt, fmt), export.dumps(model, fmt))
+            # Each format is one whole object; the record names this attempt's only after all three exist.
+            self.artifacts.storage.put(self.artifacts.weights_key(job_id, claim.attempt, fmt), export.dumps(model, fmt))
         self.jobs.finish(
             job_id,
             tenant,
@@ -172,7 +178,7 @@ class JobRunner:
             stop_reason=result.stop_reason or "",
             test_metrics=result.test_metrics,
         )
-        self._prune_checkpoints(job_id)
+        self._delete_leftovers(job_id, claim.attempt)
         log.info("job %s: succeeded after %d epochs", job_id, len(result.history))
         return Outcome("succeeded")
 
@@ -184,10 +190,14 @@ class JobRunner:
         epoch's are the engine's own copy (``restore_best``) or the one this attempt kept. Returns False
         when nothing was written (no epoch's checkpoint).
         """
-        if progress.last_checkpoint is None or not progress.last_checkpoint.exists():
+        if progress.last_checkpoint is None:
+            return False
+        try:
+            last = self.artifacts.storage.get(progress.last_checkpoint)
+        except ObjectMissing:
             return False
         trainer = engine.Trainer(result.spec, result.data)
-        trainer.restore(progress.last_checkpoint.read_bytes())
+        trainer.restore(last)
         best_params = trainer.early.best_params
         if best_params is None and progress.best_params_epoch == trainer.early.best_epoch:
             best_params = progress.best_params
@@ -206,7 +216,9 @@ class JobRunner:
                 )
             )
             model.metadata["checkpoint"] = {"which": which, "epoch": epoch, "job_status": "cancelled"}
-            write_atomic(self.artifacts.checkpoint_weights_path(job_id, attempt, which), export.dumps(model, "npz"))
+            self.artifacts.storage.put(
+                self.artifacts.checkpoint_weights_key(job_id, attempt, which), export.dumps(model, "npz")
+            )
         return True
 
     def _dataset(self, tenant: str, job: JobSpec) -> engine.Dataset:
@@ -223,8 +235,13 @@ class JobRunner:
         pointer = record.get("checkpoint")
         if not pointer:
             return None
-        path = self.artifacts.checkpoint_path(record["id"], pointer["attempt"], pointer["epoch"])
-        return path.read_bytes() if path.exists() else None
+        try:
+            return self.artifacts.storage.get(
+                self.artifacts.checkpoint_key(record["id"], pointer["attempt"], pointer["epoch"])
+            )
+        except ObjectMissing:
+            log.warning("job %s: its checkpoint %s is gone; starting over", record["id"], pointer)
+            return None
 
     def _fail(self, record: dict[str, Any], claim: Claim, exc: Exception) -> Outcome:
         kind = {
@@ -250,9 +267,30 @@ class JobRunner:
             if self.requeue is not None:
                 self.requeue(trial)
 
-    def _prune_checkpoints(self, job_id: str) -> None:
-        for path in self.artifacts.job_dir(job_id).glob("attempt-*/checkpoint-*.npz"):
-            path.unlink(missing_ok=True)
+    def _storage_down(self, record: dict[str, Any], claim: Claim, exc: StorageUnavailable) -> Outcome:
+        """The object storage failed this attempt: hand the job back for another, or fail it after the last."""
+        job_id = record["id"]
+        if claim.attempt >= self.settings.max_attempts:
+            error = {
+                "type": "storage_unavailable",
+                "message": f"object storage failed in each of {claim.attempt} attempts; the last error: {exc}",
+            }
+            self.jobs.finish(job_id, record["tenant"], claim.token, "failed", error=error)
+            log.error("job %s: failed: %s", job_id, error["message"])
+            return Outcome("failed", error["message"])
+        time.sleep(STORAGE_BACKOFF_SECONDS * claim.attempt)  # give the storage time before the next attempt
+        self.jobs.release(job_id, claim.token)
+        if self.requeue is not None:
+            self.requeue(job_id)
+        log.warning("job %s: attempt %d handed back, object storage failed: %s", job_id, claim.attempt, exc)
+        return Outcome("released", str(exc))
+
+    def _delete_leftovers(self, job_id: str, attempt: int | None) -> None:
+        """Checkpoints and other attempts' objects; a storage failure here only leaves them for the job's deletion."""
+        try:
+            self.artifacts.delete_leftovers(job_id, attempt)
+        except StorageUnavailable as exc:
+            log.warning("job %s: could not delete its checkpoints yet: %s", job_id, exc)
 
 
 class _Progress:
@@ -273,7 +311,7 @@ class _Progress:
         self.sweep_id: str | None = record.get("sweep_id")
         self.sweep = runner.sweeps.config(self.sweep_id) if self.sweep_id else None
         self.epochs = int(record["spec"]["training"]["epochs"])
-        self.last_checkpoint: Path | None = None
+        self.last_checkpoint: str | None = None
         # The best epoch's parameters when the engine does not keep them (no ``restore_best``).
         self.best_params: np.ndarray | None = None
         self.best_params_epoch: int | None = None
@@ -282,8 +320,9 @@ class _Progress:
 
     def on_epoch(self, metrics: dict[str, Any], trainer: engine.Trainer) -> None:
         runner, epoch = self.runner, metrics["epoch"]
-        path = runner.artifacts.checkpoint_path(self.job_id, self.claim.attempt, epoch)
-        write_atomic(path, trainer.checkpoint())
+        artifacts = runner.artifacts
+        checkpoint_key = artifacts.checkpoint_key(self.job_id, self.claim.attempt, epoch)
+        artifacts.storage.put(checkpoint_key, trainer.checkpoint())
         best = self.best(trainer.early.best_epoch, trainer.history)
         try:
             runner.jobs.append_metric(
@@ -298,7 +337,7 @@ class _Progress:
             self.stale = exc
             return
         self.epochs_done = epoch
-        self.last_checkpoint = path
+        self.last_checkpoint = checkpoint_key
         if trainer.early.best_epoch == epoch and trainer.early.best_params is None:
             self.best_params, self.best_params_epoch = trainer.network.params.copy(), epoch
         self.latest, self.history, self.best_epoch = metrics, trainer.history, trainer.early.best_epoch
@@ -306,9 +345,10 @@ class _Progress:
             self._report_to_sweep(epoch, trainer.history)
         self._next_renew = time.monotonic() + runner.settings.lease_seconds / 3
         if self._previous is not None and self._previous_attempt is not None:
-            runner.artifacts.checkpoint_path(self.job_id, self._previous_attempt, self._previous).unlink(
-                missing_ok=True
-            )
+            try:
+                artifacts.storage.delete(artifacts.checkpoint_key(self.job_id, self._previous_attempt, self._previous))
+            except StorageUnavailable as exc:  # an orphan until the job finishes or is deleted
+                log.warning("job %s: could not delete the previous checkpoint: %s", self.job_id, exc)
         self._previous, self._previous_attempt = epoch, self.claim.attempt
 
     def _report_to_sweep(self, epoch: int, history: list[dict[str, Any]]) -> None:

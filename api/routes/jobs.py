@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -15,7 +14,7 @@ import kombu.exceptions
 import pydantic_core
 import redis
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from api import onnx_export
 from api.deps import CatalogDep, JobsDep, StateDep, TenantDep
@@ -23,9 +22,10 @@ from api.errors import ApiError, invalid
 from api.schemas.jobs import JobList, JobPublic, JobSpec, MetricsList, PredictRequest, PredictResponse
 from api.schemas.problems import responses
 from engine import export
-from store.artifacts import WEIGHT_FORMATS
+from store.artifacts import WEIGHT_FORMATS, Artifacts
 from store.errors import NotFound
 from store.jobs import STATUSES, TERMINAL
+from store.storage import ObjectMissing
 from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -261,8 +261,10 @@ def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
     "/{job_id}", status_code=204, summary="Delete a finished job and its files", responses=responses(401, 404, 409)
 )
 def delete_job(job_id: str, tenant: TenantDep, state: StateDep) -> Response:
-    state.jobs.delete(tenant, job_id)
+    # Objects first: if the storage fails, the record stays and the delete can be retried.
+    state.jobs.check_deletable(state.jobs.get(tenant, job_id))
     state.artifacts.delete_job(job_id)
+    state.jobs.delete(tenant, job_id)
     for cached in (job_id, *(f"{job_id}-{which}" for which in CHECKPOINTS)):
         state.models.pop(cached, None)
     return Response(status_code=204)
@@ -279,31 +281,31 @@ FORMATS = (*WEIGHT_FORMATS, "onnx")
 CHECKPOINTS = ("best", "last")
 
 
-def _weights_file(record: dict[str, Any], checkpoint: str | None, artifacts: Any) -> Path:
-    """The npz-family file to serve: a succeeded job's weights, or a cancelled job's ``checkpoint``."""
+def _weights_key(record: dict[str, Any], checkpoint: str | None, artifacts: Artifacts) -> str:
+    """The npz object to serve: a succeeded job's weights, or a cancelled job's ``checkpoint``."""
     if checkpoint is None:
         if record["status"] == "cancelled" and record.get("weights_attempt"):
             raise ApiError(
                 409, "Conflict", "the job was cancelled; ?checkpoint=best or ?checkpoint=last serves its weights"
             )
-        return Path(artifacts.weights_path(record["id"], _succeeded(record), "npz"))
+        return artifacts.weights_key(record["id"], _succeeded(record), "npz")
     if record["status"] != "cancelled":
         raise invalid("checkpoint", f"applies to cancelled jobs; this job is {record['status']}")
     if not record.get("weights_attempt"):
         raise ApiError(409, "Conflict", "the job was cancelled before it completed an epoch; it has no weights")
-    path = Path(artifacts.checkpoint_weights_path(record["id"], int(record["weights_attempt"]), checkpoint))
-    if not path.exists():
+    key = artifacts.checkpoint_weights_key(record["id"], int(record["weights_attempt"]), checkpoint)
+    if not artifacts.storage.exists(key):
         raise ApiError(409, "Conflict", f"the {checkpoint} epoch's parameters of this job were not kept")
-    return path
+    return key
 
 
 @router.get(
     "/{job_id}/weights",
     summary="Download the trained parameters",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}, "application/json": {}}},
-        **responses(401, 404, 409, 422),
+        **responses(401, 404, 409, 422, 503),
     },
 )
 def get_weights(
@@ -324,15 +326,26 @@ def get_weights(
     if checkpoint is not None and checkpoint not in CHECKPOINTS:
         raise invalid("checkpoint", f"must be one of {', '.join(CHECKPOINTS)}")
     record = state.jobs.get(tenant, job_id)
-    npz = _weights_file(record, checkpoint, state.artifacts)
-    if not npz.exists():
-        raise NotFound("weights of job", job_id)
+    npz = _weights_key(record, checkpoint, state.artifacts)
     suffix = f"-{checkpoint}" if checkpoint else ""
     filename = f"{job_id}{suffix}.{format}"
-    if format in WEIGHT_FORMATS and checkpoint is None:
-        path = state.artifacts.weights_path(job_id, int(record["weights_attempt"]), format)
-        return FileResponse(path, media_type=export.MEDIA_TYPES[format], filename=filename)
-    model = state.cached_model(f"{job_id}{suffix}", lambda: export.loads(npz.read_bytes(), "npz"))
+    try:
+        if format in WEIGHT_FORMATS and checkpoint is None:
+            stored = state.artifacts.storage.open(
+                state.artifacts.weights_key(job_id, int(record["weights_attempt"]), format)
+            )
+            # Streamed from storage chunk by chunk: the API never holds the whole file.
+            return StreamingResponse(
+                stored.chunks,
+                media_type=export.MEDIA_TYPES[format],
+                headers={
+                    "Content-Length": str(stored.size),
+                    "Content-Disposition": f'attachment; filename="{filename}"',
+                },
+            )
+        model = state.cached_model(f"{job_id}{suffix}", lambda: export.loads(state.artifacts.storage.get(npz), "npz"))
+    except ObjectMissing:
+        raise NotFound("weights of job", job_id) from None
     if format == "onnx":
         body, media_type = onnx_export.dumps(model), onnx_export.MEDIA_TYPE
     else:
@@ -343,8 +356,8 @@ def get_weights(
 @router.post("/{job_id}/predict", summary="Predict with the trained model", responses=responses(401, 404, 409, 422))
 def predict(job_id: str, body: PredictRequest, tenant: TenantDep, state: StateDep) -> PredictResponse:
     attempt = _succeeded(state.jobs.get(tenant, job_id))
-    path = state.artifacts.weights_path(job_id, attempt, "npz")
-    model = state.cached_model(job_id, lambda: export.loads(path.read_bytes(), "npz"))
+    key = state.artifacts.weights_key(job_id, attempt, "npz")
+    model = state.cached_model(job_id, lambda: export.loads(state.artifacts.storage.get(key), "npz"))
     predictions = model.predict(body.inputs)
     if model.head == "identity":
         return PredictResponse(predictions=predictions, probabilities=None, classes=None)

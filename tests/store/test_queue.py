@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from store.artifacts import Artifacts
 from store.queue import QUEUE, RUN_JOB, TIME_LIMIT_MARGIN_SECONDS, Requeue, celery_app, send_run_job
+from store.storage import LocalStorage
 from store.stores import Stores
 from trainapi import processes
 
@@ -20,7 +22,7 @@ from trainapi import processes
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
     proc, url = processes.start_redis(tmp_path_factory.mktemp("queue-redis"))
     try:
-        yield Stores.open(url, Path(tmp_path_factory.mktemp("queue-data")))
+        yield Stores.open(url, Artifacts(LocalStorage(Path(tmp_path_factory.mktemp("queue-data")))))
     finally:
         processes.stop(proc)
 

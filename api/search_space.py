@@ -5,11 +5,13 @@ parameter varies slowest); parameters with a distribution are sampled per
 trial, and when there are any, ``max_trials`` may repeat the grid with fresh
 samples. ``random`` samples every parameter per trial. Sampling uses
 ``random.Random(seed)`` alone, so one seed always gives the same trials.
+``tpe`` asks Optuna for each trial when its slot frees up
+(``store/search.py``); here only the points that bound its space are listed,
+so that the API validates them before the sweep starts.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import random
@@ -18,14 +20,6 @@ from typing import Any
 from api.schemas.sweeps import Parameter, SweepCreate
 
 RANDOM_DEFAULT_TRIALS = 10
-
-
-class SpaceError(ValueError):
-    """The search space cannot be expanded; ``field`` names the parameter."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 def trial_parameters(sweep: SweepCreate) -> list[dict[str, Any]]:
@@ -50,33 +44,20 @@ def trial_parameters(sweep: SweepCreate) -> list[dict[str, Any]]:
     return trials
 
 
-def apply(base: dict[str, Any], assignment: dict[str, Any]) -> dict[str, Any]:
-    """A copy of job spec ``base`` with each dotted path set to its value.
+def probe_points(sweep: SweepCreate) -> list[dict[str, Any]]:
+    """Assignments that bound the space: every parameter at each of its values or bounds, the others at their first."""
+    options = {name: _extremes(param) for name, param in sweep.parameters.items()}
+    first = {name: values[0] for name, values in options.items()}
+    return [first] + [{**first, name: value} for name, values in options.items() for value in values[1:]]
 
-    Raises
-    ------
-    SpaceError
-        A path that does not exist in the spec.
-    """
-    spec = copy.deepcopy(base)
-    for path, value in assignment.items():
-        parts = path.split(".")
-        node: Any = spec
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            if isinstance(node, dict) and part in node:
-                if last:
-                    node[part] = value
-                else:
-                    node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                if last:
-                    node[int(part)] = value
-                else:
-                    node = node[int(part)]
-            else:
-                raise SpaceError(f"parameters.{path}", f"{path!r} is not a field of the job spec")
-    return spec
+
+def _extremes(param: Parameter) -> list[Any]:
+    if param.values is not None:
+        return list(param.values)
+    low, high = float(param.low or 0.0), float(param.high or 0.0)
+    if param.distribution == "int_uniform":
+        return [math.ceil(low), math.floor(high)]
+    return [low, high]
 
 
 def _sample(param: Parameter, rng: random.Random) -> Any:

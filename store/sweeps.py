@@ -14,6 +14,23 @@ Layout (under the ``trainapi:`` prefix):
 - ``sweep:{id}:best`` hash: trial -> its best objective so far (JSON).
 - ``sweep:{id}:curve:{epoch}`` / ``sweep:{id}:rung:{epoch}`` hashes: trial ->
   objective at that epoch, for the median and ASHA pruners.
+- ``sweeps:importance`` set: sweeps with a newly succeeded trial, whose
+  parameter importance the maintenance thread recomputes.
+
+A ``tpe`` sweep has no pending list: its trials are created when a slot frees
+up, by whoever frees it (the API for the first slots, the runner when a trial
+ends, the maintenance thread's reconcile). Its record counts ``to_ask``
+(trials not yet reserved) and ``next_slot``, and two hashes hold the slots:
+
+- ``sweep:{id}:reserved``: slot -> reservation expiry (Unix seconds). A
+  script reserves slot numbers while ``|active| + |reserved|`` is below the
+  concurrency, so no two processes ask for the same slot; a reservation not
+  filled in time (its process died) is taken over by the next dispatch.
+- ``sweep:{id}:slots``: slot -> ``{"trial", "parameters"}`` (JSON). The
+  reserving process asks ``store.search.ask`` for the slot's parameters,
+  creates the trial's job, and fills the slot with a second script: the first
+  fill wins (a loser deletes its job), and a sweep no longer running takes
+  none.
 
 Dispatching and ending trials are Lua scripts, so any number of API
 processes and workers may call them concurrently: a trial is sent once per
@@ -24,17 +41,26 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
+import time
 import uuid
 from typing import Any
 
+import pydantic
 import redis
 
+from engine.errors import EngineError
+from store import search
 from store.errors import Conflict, NotFound
 from store.jobs import TERMINAL, JobStore, now_iso
+from store.jobspec import JobSpec
 from store.redis import key, plausible_id
 
+log = logging.getLogger(__name__)
 SWEEP_TERMINAL = ("succeeded", "failed", "cancelled")
-_JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning")
+_JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning", "dataset", "importance")
+#: A tpe slot reserved this long ago and still not filled is asked again by another process.
+RESERVATION_SECONDS = 30.0
 
 # KEYS: sweep, pending, active. ARGV: max_concurrent. Returns the trial ids to send now.
 _DISPATCH = """
@@ -51,7 +77,55 @@ end
 return out
 """
 
-# KEYS: sweep, active, finished list, finished set, pending, running set.
+# tpe: reserve slot numbers to ask for. KEYS: sweep, active, reserved. ARGV: now, expiry (Unix s).
+# Returns the slots this caller must fill: expired reservations it took over, then new ones.
+_RESERVE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local out = {}
+local held = redis.call('HGETALL', KEYS[3])
+for i = 1, #held, 2 do
+  if tonumber(held[i + 1]) <= tonumber(ARGV[1]) then
+    if status == 'running' then
+      redis.call('HSET', KEYS[3], held[i], ARGV[2])
+      table.insert(out, held[i])
+    else
+      redis.call('HDEL', KEYS[3], held[i])
+    end
+  end
+end
+if status ~= 'running' then return out end
+local limit = tonumber(redis.call('HGET', KEYS[1], 'max_concurrent'))
+local left = tonumber(redis.call('HGET', KEYS[1], 'to_ask') or '0')
+local slot = tonumber(redis.call('HGET', KEYS[1], 'next_slot') or '0')
+while left > 0 and redis.call('SCARD', KEYS[2]) + redis.call('HLEN', KEYS[3]) < limit do
+  redis.call('HSET', KEYS[3], tostring(slot), ARGV[2])
+  table.insert(out, tostring(slot))
+  slot = slot + 1
+  left = left - 1
+end
+redis.call('HSET', KEYS[1], 'to_ask', left, 'next_slot', slot)
+return out
+"""
+
+# tpe: fill a reserved slot with its trial. KEYS: sweep, active, reserved, slots.
+# ARGV: slot, trial id, slot entry JSON. Returns 1 if this trial now holds the slot.
+_FILL = """
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: sweep. ARGV: succeeded trials counted, importance JSON. Keeps the figure from the most trials.
+_IMPORTANCE = """
+if tonumber(redis.call('HGET', KEYS[1], 'importance_trials') or '-1') >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'importance', ARGV[2], 'importance_trials', ARGV[1])
+return 1
+"""
+
+# KEYS: sweep, active, finished list, finished set, pending, running set, reserved.
 # ARGV: trial id ('' to only check for completion), now_iso, sweep id, all_failed ('1' or '0').
 # Returns the sweep's status after.
 _TRIAL_END = """
@@ -61,7 +135,9 @@ if ARGV[1] ~= '' then
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if (status == 'running' or status == 'cancelling')
-   and redis.call('LLEN', KEYS[5]) == 0 and redis.call('SCARD', KEYS[2]) == 0 then
+   and redis.call('LLEN', KEYS[5]) == 0 and redis.call('SCARD', KEYS[2]) == 0
+   and redis.call('HLEN', KEYS[7]) == 0
+   and (status == 'cancelling' or tonumber(redis.call('HGET', KEYS[1], 'to_ask') or '0') == 0) then
   if status == 'cancelling' then status = 'cancelled'
   elseif ARGV[4] == '1' then status = 'failed'
   else status = 'succeeded' end
@@ -81,6 +157,9 @@ class SweepStore:
         self.jobs = jobs
         self._dispatch = client.register_script(_DISPATCH)
         self._trial_end = client.register_script(_TRIAL_END)
+        self._reserve = client.register_script(_RESERVE)
+        self._fill = client.register_script(_FILL)
+        self._importance = client.register_script(_IMPORTANCE)
 
     # -- API side ------------------------------------------------------------
 
@@ -91,7 +170,10 @@ class SweepStore:
         trials: builtins.list[tuple[dict[str, Any], dict[str, Any]]],
         dataset: dict[str, Any],
     ) -> dict[str, Any]:
-        """Create the sweep and one queued job per trial; ``trials`` is (parameters, job spec) pairs."""
+        """Create the sweep and one queued job per trial; ``trials`` is (parameters, job spec) pairs.
+
+        A ``tpe`` sweep is created with no trials: :meth:`dispatch` asks them.
+        """
         sweep_id = "swp_" + uuid.uuid4().hex
         ids = []
         for _params, job_spec in trials:
@@ -111,27 +193,42 @@ class SweepStore:
             "parameters": json.dumps([params for params, _ in trials]),
             "objective": json.dumps(spec["objective"]),
             "pruning": json.dumps(spec.get("early_stopping")),
+            "strategy": spec.get("strategy", "grid"),
+            "dataset": json.dumps(dataset),
         }
+        if record["strategy"] == "tpe":
+            record.update(to_ask=spec["max_trials"], next_slot=0)
         pipe = self.r.pipeline()
         pipe.hset(key("sweep", sweep_id), mapping=record)
-        pipe.rpush(key("sweep", sweep_id, "pending"), *ids)
+        if ids:
+            pipe.rpush(key("sweep", sweep_id, "pending"), *ids)
         pipe.zadd(key("sweeps", tenant), {sweep_id: seq})
         pipe.sadd(key("sweeps", "running"), sweep_id)
         pipe.execute()
         return self._decode(record)
 
     def get(self, tenant: str, sweep_id: str) -> dict[str, Any]:
-        raw = self.r.hgetall(key("sweep", sweep_id)) if plausible_id(sweep_id, "swp_") else {}
-        if not raw or raw.get("tenant") != tenant:
+        sweep = self._load(sweep_id) if plausible_id(sweep_id, "swp_") else None
+        if sweep is None or sweep.get("tenant") != tenant:
             raise NotFound("sweep", sweep_id)
-        return self._decode(raw)
+        return sweep
 
     def list(self, tenant: str, limit: int = 50) -> builtins.list[dict[str, Any]]:
         ids = self.r.zrevrange(key("sweeps", tenant), 0, limit - 1)
         pipe = self.r.pipeline()
         for sweep_id in ids:
             pipe.hgetall(key("sweep", sweep_id))
-        return [self._decode(raw) for raw in pipe.execute() if raw]
+            pipe.hgetall(key("sweep", sweep_id, "slots"))
+        replies = pipe.execute()
+        return [self._decode(raw, slots) for raw, slots in zip(replies[::2], replies[1::2], strict=True) if raw]
+
+    def _load(self, sweep_id: str) -> dict[str, Any] | None:
+        """The record by id alone, with a tpe sweep's trials so far."""
+        pipe = self.r.pipeline()
+        pipe.hgetall(key("sweep", sweep_id))
+        pipe.hgetall(key("sweep", sweep_id, "slots"))
+        raw, slots = pipe.execute()
+        return self._decode(raw, slots) if raw else None
 
     def trial_states(self, sweep: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         """Per trial, in creation order: id, index, parameters, status, times, and its best objective."""
@@ -141,7 +238,9 @@ class SweepStore:
         pipe.hgetall(key("sweep", sweep["id"], "best"))
         *states, best = pipe.execute()
         out = []
-        for index, (trial, params, state) in enumerate(zip(sweep["trials"], sweep["parameters"], states, strict=True)):
+        indexes = sweep.get("slots") or range(len(sweep["trials"]))
+        rows = zip(indexes, sweep["trials"], sweep["parameters"], states, strict=True)
+        for index, trial, params, state in rows:
             status, started, finished, epochs, error = state
             out.append(
                 {
@@ -184,10 +283,15 @@ class SweepStore:
     # -- scheduling (API and workers) ----------------------------------------
 
     def dispatch(self, sweep_id: str) -> builtins.list[str]:
-        """Move trials from pending to active up to the sweep's concurrency; returns those to send."""
-        raw = self.r.hmget(key("sweep", sweep_id), "max_concurrent")
+        """Move trials from pending to active up to the sweep's concurrency; returns those to send.
+
+        A ``tpe`` sweep's trials are asked and created here (:meth:`_ask_trials`).
+        """
+        raw = self.r.hmget(key("sweep", sweep_id), "max_concurrent", "strategy")
         if raw[0] is None:
             return []
+        if raw[1] == "tpe":
+            return self._ask_trials(sweep_id)
         return list(
             self._dispatch(
                 keys=[key("sweep", sweep_id), key("sweep", sweep_id, "pending"), key("sweep", sweep_id, "active")],
@@ -204,11 +308,12 @@ class SweepStore:
         pipe = self.r.pipeline()
         pipe.llen(key("sweep", sweep_id, "pending"))
         pipe.smembers(key("sweep", sweep_id, "active"))
-        pipe.hget(key("sweep", sweep_id), "trials")
-        pending, active, trials_json = pipe.execute()
+        pipe.hget(key("sweep", sweep_id), "to_ask")
+        pending, active, to_ask = pipe.execute()
         all_failed = "0"
-        if not pending and set(active) <= {trial_id}:  # this is the last trial (the script checks again)
-            trials = json.loads(trials_json or "[]")
+        if not pending and not int(to_ask or 0) and set(active) <= {trial_id}:  # the last trial? (the script checks)
+            sweep = self._load(sweep_id)
+            trials = sweep["trials"] if sweep else []
             all_failed = "1" if trials and all(s == "failed" for s in self._statuses(trials)) else "0"
         return str(
             self._trial_end(
@@ -219,6 +324,7 @@ class SweepStore:
                     key("sweep", sweep_id, "finished_set"),
                     key("sweep", sweep_id, "pending"),
                     key("sweeps", "running"),
+                    key("sweep", sweep_id, "reserved"),
                 ],
                 args=[trial_id, now_iso(), sweep_id, all_failed],
             )
@@ -232,12 +338,88 @@ class SweepStore:
             for trial, status in zip(active, self._statuses(active), strict=True):
                 if status in (*TERMINAL, None):
                     self.trial_ended(sweep_id, trial)
+            send += self.dispatch(sweep_id)  # tpe: also takes over reservations whose process died
             if not self.r.scard(key("sweep", sweep_id, "active")) and not self.r.llen(
                 key("sweep", sweep_id, "pending")
             ):
                 self.trial_ended(sweep_id, "")
-            send += self.dispatch(sweep_id)
         return send
+
+    # -- adaptive search (tpe) -----------------------------------------------
+
+    def _ask_trials(self, sweep_id: str) -> builtins.list[str]:
+        """Reserve free slots, ask each one's parameters, create and fill its trial; returns the trials to send."""
+        now = time.time()
+        slots = self._reserve(
+            keys=[key("sweep", sweep_id), key("sweep", sweep_id, "active"), key("sweep", sweep_id, "reserved")],
+            args=[now, now + RESERVATION_SECONDS],
+        )
+        send = []
+        for slot in sorted(int(s) for s in slots):
+            trial = self._ask_trial(sweep_id, slot)
+            if trial is not None:
+                send.append(trial)
+        if len(send) < len(slots):
+            self.trial_ended(sweep_id, "")  # a cancel may have been waiting for a reserved slot
+        return send
+
+    def _ask_trial(self, sweep_id: str, slot: int) -> str | None:
+        sweep = self._load(sweep_id)
+        if sweep is None:
+            return None
+        spec = sweep["spec"]
+        parameters = search.ask(spec, self.trial_states(sweep), slot)
+        job_spec = search.apply(spec["base"], parameters)
+        job_spec["name"] = f"{spec.get('name') or 'sweep'}/trial-{slot}"
+        try:
+            job_spec = JobSpec.model_validate(job_spec).normalized()
+        except (pydantic.ValidationError, EngineError) as exc:
+            # Kept as asked: the runner fails the trial as an invalid spec, and TPE is told it failed.
+            log.warning("sweep %s slot %d: asked parameters give an invalid job: %s", sweep_id, slot, exc)
+        record, _ = self.jobs.create(
+            sweep["tenant"], job_spec, sweep["dataset"] or {}, max_active=0, sweep_id=sweep_id, quota=False
+        )
+        entry = json.dumps({"trial": record["id"], "parameters": parameters})
+        filled = self._fill(
+            keys=[
+                key("sweep", sweep_id),
+                key("sweep", sweep_id, "active"),
+                key("sweep", sweep_id, "reserved"),
+                key("sweep", sweep_id, "slots"),
+            ],
+            args=[slot, record["id"], entry],
+        )
+        if filled == 1:
+            return str(record["id"])
+        self.jobs.discard(sweep["tenant"], record["id"], None)
+        return None
+
+    def importance_due(self, sweep_id: str) -> None:
+        """A trial of the sweep succeeded: its importance is to be recomputed (:meth:`update_importance`)."""
+        self.r.sadd(key("sweeps", "importance"), sweep_id)
+
+    def update_importance(self) -> None:
+        """Recompute the importance of every sweep with newly succeeded trials (the maintenance thread's job).
+
+        Off the trials' path: Optuna's importance module loads in seconds. A
+        sweep whose trial succeeds meanwhile is marked due again.
+        """
+        for sweep_id in self.r.smembers(key("sweeps", "importance")):
+            self.r.srem(key("sweeps", "importance"), sweep_id)
+            sweep = self._load(sweep_id)
+            if sweep is None or not sweep["spec"]:
+                continue
+            trials = self.trial_states(sweep)
+            succeeded = sum(t["status"] == "succeeded" for t in trials)
+            if succeeded < search.IMPORTANCE_MIN_TRIALS:
+                continue
+            try:
+                shares = search.importance(sweep["spec"], trials)
+            except (ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+                log.warning("sweep %s: parameter importance failed: %s", sweep_id, exc)
+                continue
+            if shares is not None:
+                self._importance(keys=[key("sweep", sweep_id)], args=[succeeded, json.dumps(shares)])
 
     # -- trial progress (workers) --------------------------------------------
 
@@ -269,11 +451,16 @@ class SweepStore:
         return [str(status) if status else None for status in pipe.execute()]
 
     @staticmethod
-    def _decode(raw: dict[str, Any]) -> dict[str, Any]:
+    def _decode(raw: dict[str, Any], slots: dict[str, str] | None = None) -> dict[str, Any]:
         out = dict(raw)
         for name in _JSON_FIELDS:
             value = out.get(name)
             out[name] = json.loads(value) if isinstance(value, str) and value else None
+        if out.get("strategy") == "tpe":
+            entries = sorted((int(slot), json.loads(entry)) for slot, entry in (slots or {}).items())
+            out["slots"] = [slot for slot, _ in entries]
+            out["trials"] = [entry["trial"] for _, entry in entries]
+            out["parameters"] = [entry["parameters"] for _, entry in entries]
         out["max_concurrent"] = int(out.get("max_concurrent") or 1)
         out["seq"] = int(out.get("seq") or 0)
         return out

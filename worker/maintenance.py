@@ -6,7 +6,8 @@ lost Redis, or hangs), puts them back in the queue and sends them to the
 workers again, where they resume from their last checkpoint. Each expired job
 is taken by exactly one reaper (a Lua script decides). Sweep upkeep frees the
 slots of trials that ended without their runner noticing (cancelled while
-queued, failed after their last attempt) and sends the next trials.
+queued, failed after their last attempt) and sends the next trials, and
+recomputes the parameter importance of sweeps whose trials succeeded.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def start(settings: Settings, stores: Stores, hostname: str, requeue: Callable[[
                     requeue(job_id)
                 for trial in sweeps.reconcile():
                     requeue(trial)
+                sweeps.update_importance()
             except redis.RedisError as exc:  # Redis away: keep trying; readiness says so meanwhile
                 log.warning("maintenance skipped: %s", exc)
             _stop.wait(interval)

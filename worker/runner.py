@@ -97,7 +97,7 @@ class JobRunner:
             except StorageUnavailable as exc:
                 outcome = self._storage_down(record, claim, exc)
             if outcome.status in TERMINAL:
-                self._trial_done(record)
+                self._trial_done(record, outcome.status)
             return outcome
         except StaleAttempt as exc:
             log.warning("job %s: this attempt lost the job: %s", job_id, exc)
@@ -257,11 +257,13 @@ class JobRunner:
         log.info("job %s: failed (%s): %s", record["id"], kind, message)
         return Outcome("failed", message)
 
-    def _trial_done(self, record: dict[str, Any]) -> None:
-        """A sweep trial ended: free its slot and send the sweep's next trials."""
+    def _trial_done(self, record: dict[str, Any], status: str = "") -> None:
+        """A sweep trial ended: free its slot, send the sweep's next trials, mark its importance figures due."""
         sweep_id = record.get("sweep_id")
         if not sweep_id:
             return
+        if status == "succeeded":
+            self.sweeps.importance_due(sweep_id)
         self.sweeps.trial_ended(sweep_id, record["id"])
         for trial in self.sweeps.dispatch(sweep_id):
             if self.requeue is not None:

@@ -19,10 +19,11 @@ from api.errors import ApiError, invalid
 from api.routes.jobs import check_budget, check_target
 from api.schemas.problems import responses
 from api.schemas.sweeps import SweepCreate, SweepList, SweepPublic, TrialResult
-from api.search_space import SpaceError, apply, trial_parameters
+from api.search_space import probe_points, trial_parameters
 from engine.errors import ConfigError
 from store.errors import NotFound
 from store.jobspec import JobSpec
+from store.search import SpaceError, apply
 from store.sweeps import SWEEP_TERMINAL
 from trainapi.settings import Settings
 
@@ -70,15 +71,18 @@ def view(sweep: dict[str, Any], trials: list[dict[str, Any]]) -> SweepPublic:
         best_trial=best_trial,
         leaderboard=rows,
         spec=spec,
+        importance=sweep.get("importance"),
     )
 
 
-def _trial_specs(body: SweepCreate, dataset: dict[str, Any], settings: Settings) -> list[tuple[dict, dict]]:
-    """Expand and validate every trial up front; a bad one is a 422 naming the parameter and value."""
+def _trial_specs(
+    body: SweepCreate, assignments: list[dict[str, Any]], dataset: dict[str, Any], settings: Settings
+) -> list[tuple[dict, dict]]:
+    """Validate each assignment as a trial's job spec; a bad one is a 422 naming the parameter and value."""
     base = body.base.model_dump(mode="json")
     trials = []
     name = body.name or "sweep"
-    for index, assignment in enumerate(trial_parameters(body)):
+    for index, assignment in enumerate(assignments):
         try:
             raw = apply(base, assignment)
         except SpaceError as exc:
@@ -117,10 +121,17 @@ def create_sweep(
         dataset = catalog.resolve(tenant, body.base.dataset)
     except NotFound:
         raise invalid("base.dataset", f"no dataset {body.base.dataset!r}; GET /v1/datasets lists them") from None
-    trials = _trial_specs(body, dataset, state.settings)
+    if body.strategy == "tpe":
+        if body.max_trials is None:
+            raise invalid("max_trials", "strategy tpe needs max_trials")
+        # Trials are asked one by one as slots free up: validate the points that bound the space now.
+        _trial_specs(body, probe_points(body), dataset, state.settings)
+        trials: list[tuple[dict, dict]] = []
+    else:
+        trials = _trial_specs(body, trial_parameters(body), dataset, state.settings)
     spec = body.model_dump(mode="json")
     spec["base"] = body.base.normalized()
-    spec["max_trials"] = len(trials)
+    spec["max_trials"] = body.max_trials if body.strategy == "tpe" else len(trials)
     spec["objective"]["mode"] = "min" if body.objective.smaller_is_better else "max"
     summary = {k: dataset[k] for k in ("id", "name", "source", "n_samples", "n_features", "task", "target_name")}
     sweep = state.sweeps.create(tenant, spec, trials, summary)
@@ -131,6 +142,7 @@ def create_sweep(
         state.sweeps.request_cancel(tenant, sweep["id"])
         raise ApiError(503, "Service unavailable", "the job queue is unreachable; retry shortly") from exc
     response.headers["Location"] = f"/v1/sweeps/{sweep['id']}"
+    sweep = state.sweeps.get(tenant, sweep["id"])  # a tpe sweep's first trials exist only now
     return view(sweep, state.sweeps.trial_states(sweep))
 
 

@@ -139,6 +139,7 @@ def importance(spec: dict[str, Any], trials: Iterable[dict[str, Any]]) -> dict[s
     with warnings.catch_warnings():
         # Experimental-API notices, and "importances will be equal" when nothing mattered (None below).
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         raw = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), normalize=False
         )

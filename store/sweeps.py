@@ -125,9 +125,10 @@ redis.call('HSET', KEYS[1], 'importance', ARGV[2], 'importance_trials', ARGV[1])
 return 1
 """
 
-# KEYS: sweep, active, finished list, finished set, pending, running set, reserved.
-# ARGV: trial id ('' to only check for completion), now_iso, sweep id, all_failed ('1' or '0').
-# Returns the sweep's status after.
+# KEYS: sweep, active, finished list, finished set, pending, running set, reserved, slots.
+# ARGV: trial id ('' to only check for completion), now_iso, sweep id, job key prefix.
+# Returns the sweep's status after. Whether every trial failed is decided here, when the
+# sweep completes, from the trials' own records: a caller's earlier look could be out of date.
 _TRIAL_END = """
 if ARGV[1] ~= '' then
   redis.call('SREM', KEYS[2], ARGV[1])
@@ -139,8 +140,18 @@ if (status == 'running' or status == 'cancelling')
    and redis.call('HLEN', KEYS[7]) == 0
    and (status == 'cancelling' or tonumber(redis.call('HGET', KEYS[1], 'to_ask') or '0') == 0) then
   if status == 'cancelling' then status = 'cancelled'
-  elseif ARGV[4] == '1' then status = 'failed'
-  else status = 'succeeded' end
+  else
+    local trials = cjson.decode(redis.call('HGET', KEYS[1], 'trials') or '[]')
+    for _, entry in ipairs(redis.call('HVALS', KEYS[8])) do table.insert(trials, cjson.decode(entry)['trial']) end
+    status = 'failed'
+    if #trials == 0 then status = 'succeeded' end
+    for _, trial in ipairs(trials) do
+      if redis.call('HGET', ARGV[4] .. trial, 'status') ~= 'failed' then
+        status = 'succeeded'
+        break
+      end
+    end
+  end
   redis.call('HSET', KEYS[1], 'status', status, 'finished_at', ARGV[2])
   redis.call('SREM', KEYS[6], ARGV[3])
 end
@@ -305,16 +316,6 @@ class SweepStore:
         ``trial_id`` may be "" to only complete a sweep with nothing left to run. A
         sweep whose every trial failed ends ``failed``.
         """
-        pipe = self.r.pipeline()
-        pipe.llen(key("sweep", sweep_id, "pending"))
-        pipe.smembers(key("sweep", sweep_id, "active"))
-        pipe.hget(key("sweep", sweep_id), "to_ask")
-        pending, active, to_ask = pipe.execute()
-        all_failed = "0"
-        if not pending and not int(to_ask or 0) and set(active) <= {trial_id}:  # the last trial? (the script checks)
-            sweep = self._load(sweep_id)
-            trials = sweep["trials"] if sweep else []
-            all_failed = "1" if trials and all(s == "failed" for s in self._statuses(trials)) else "0"
         return str(
             self._trial_end(
                 keys=[
@@ -325,8 +326,9 @@ class SweepStore:
                     key("sweep", sweep_id, "pending"),
                     key("sweeps", "running"),
                     key("sweep", sweep_id, "reserved"),
+                    key("sweep", sweep_id, "slots"),
                 ],
-                args=[trial_id, now_iso(), sweep_id, all_failed],
+                args=[trial_id, now_iso(), sweep_id, key("job", "")],
             )
         )
 

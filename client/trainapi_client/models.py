@@ -221,6 +221,7 @@ class Sweep(Model):
     best_trial: Trial | None = None
     leaderboard: list[Trial]
     spec: dict[str, Any]
+    importance: dict[str, float] | None = None
 
     @property
     def finished(self) -> bool:

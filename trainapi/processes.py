@@ -164,6 +164,32 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0, sig: int = signal
     return int(proc.returncode)
 
 
+def start_s3_server(log_file: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """An S3-protocol server on 127.0.0.1 for tests and benches (moto's, a test dependency); returns (process, URL).
+
+    It keeps objects in memory: stopping it loses them.
+    """
+    port = port or free_port()
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    wait_until(up, 60, "the S3 server", proc)
+    return proc, url
+
+
 @dataclass
 class LocalService:
     """Redis, workers and the API over one data directory, each part startable and stoppable on its own.
@@ -189,8 +215,9 @@ class LocalService:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def env(self) -> dict[str, str]:
-        return child_env(self.redis_url, self.root, threads=self.threads, extra=self.env_extra)
+    def env(self, data_dir: Path | None = None) -> dict[str, str]:
+        """A service process's environment; ``data_dir`` (default ``root``) is its own data directory."""
+        return child_env(self.redis_url, data_dir or self.root, threads=self.threads, extra=self.env_extra)
 
     def start(self, workers: int = 1) -> LocalService:
         """Redis, ``workers`` workers (each beating) and the API (answering ``/healthz``)."""
@@ -203,8 +230,11 @@ class LocalService:
     def start_redis(self) -> None:
         self.redis, _ = start_redis(self.root / "redis", port=self.redis_port)
 
-    def start_worker(self, name: str = "w1", wait: bool = True) -> subprocess.Popen[bytes]:
-        proc = start_worker(self.env(), name=name, log_file=self.root / f"{name}.log")
+    def start_worker(
+        self, name: str = "w1", wait: bool = True, data_dir: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A worker; with ``data_dir`` it has a data directory of its own (another host, as far as it knows)."""
+        proc = start_worker(self.env(data_dir), name=name, log_file=self.root / f"{name}.log")
         self.workers[name] = proc
         if wait:
             client = redis.Redis.from_url(self.redis_url, decode_responses=True)
@@ -219,8 +249,8 @@ class LocalService:
                 client.close()
         return proc
 
-    def start_api(self) -> None:
-        self.api = start_api(self.env(), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
+    def start_api(self, data_dir: Path | None = None) -> None:
+        self.api = start_api(self.env(data_dir), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
 
         def up() -> bool:
             try:

@@ -164,6 +164,15 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0, sig: int = signal
     return int(proc.returncode)
 
 
+def answers_ok(url: str) -> bool:
+    """Whether a GET of ``url`` answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def start_s3_server(log_file: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """An S3-protocol server on 127.0.0.1 for tests and benches (moto's, a test dependency); returns (process, URL).
 
@@ -178,15 +187,7 @@ def start_s3_server(log_file: Path, port: int | None = None) -> tuple[subprocess
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    wait_until(up, 60, "the S3 server", proc)
+    wait_until(lambda: answers_ok(f"{url}/moto-api/"), 60, "the S3 server", proc)
     return proc, url
 
 
@@ -251,16 +252,8 @@ class LocalService:
 
     def start_api(self, data_dir: Path | None = None) -> None:
         self.api = start_api(self.env(data_dir), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
-
-        def up() -> bool:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
-                    return bool(response.status == 200)
-            except (urllib.error.URLError, OSError):
-                return False
-
         try:
-            wait_until(up, 60, "the API", self.api)
+            wait_until(lambda: answers_ok(f"{self.url}/healthz"), 60, "the API", self.api)
         except StartupError as exc:
             raise StartupError(f"{exc}\n{self.logs()}") from None
 

@@ -4,7 +4,7 @@ FastAPI's per-request machinery (routing, dependency resolution, the
 response model) costs several times the work of the read itself: an HGETALL
 and a few ``json.loads``. :class:`JobStatusRoute` answers exactly this
 request with the same code as the FastAPI route — :func:`api.auth.authenticate`,
-:meth:`store.jobs.JobStore.get_async`, :func:`api.routes.jobs.job_json` — and
+:meth:`store.jobs.JobStore.get_async`, :func:`api.services.jobs.job_json` — and
 renders its errors (401, 404, 503) with the app's own exception handlers, so
 both paths send the same status, headers and body
 (``tests/api/test_job_status.py`` compares them). Anything else, including a
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import authenticate, bearer_credentials
-from api.routes.jobs import job_json
+from api.services.jobs import job_json
 from api.state import AppState
 
 PREFIX = "/v1/jobs/"

@@ -14,7 +14,7 @@ from engine.inference import Model
 from store.artifacts import Artifacts
 from store.datasets import DatasetStore
 from store.jobs import JobStore
-from store.queue import celery_app, send_run_job
+from store.queue import celery_app
 from store.stores import Stores
 from store.sweeps import SweepStore
 from trainapi.keys import KeyRing
@@ -64,10 +64,6 @@ class AppState:
     @property
     def artifacts(self) -> Artifacts:
         return self.stores.artifacts
-
-    def enqueue(self, job_id: str, max_runtime_seconds: float) -> None:
-        """Send the job to the workers by task name (the API never imports worker code)."""
-        send_run_job(self.producer, job_id, max_runtime_seconds=max_runtime_seconds)
 
     def cached_model(self, job_id: str, load: Any) -> Model:
         """A job's exported model, loaded once (weights never change after success)."""

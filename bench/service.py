@@ -674,8 +674,8 @@ def profile_get(svc: LocalService, job_id: str, cfg: Config, live_api_ms_per_req
     from pydantic import TypeAdapter
 
     from api.main import create_app
-    from api.routes import jobs as job_routes
     from api.schemas.jobs import JobPublic
+    from api.services import jobs as jobs_service
     from store.redis import PipelinedReads, connect_async, key
     from trainapi.keys import LOCAL_TENANT
     from trainapi.settings import Settings
@@ -791,10 +791,10 @@ def profile_get(svc: LocalService, job_id: str, cfg: Config, live_api_ms_per_req
         "HGETALL alone (PipelinedReads, CPU)": asyncio.run(read_ms(1)),
         "HGETALL in a batch of 100 (per read, CPU)": asyncio.run(read_ms(100)),
         "decode the record (json.loads of fields)": per_call_ms(lambda: state.jobs._decode(raw)),
-        "document(): the public shape as plain data": per_call_ms(lambda: job_routes.document(record)),
-        "job_json(): document() + pydantic_core.to_json": per_call_ms(lambda: job_routes.job_json(record)),
+        "document(): the public shape as plain data": per_call_ms(lambda: jobs_service.document(record)),
+        "job_json(): document() + pydantic_core.to_json": per_call_ms(lambda: jobs_service.job_json(record)),
         "was: view() + FastAPI's validation + dump_json": per_call_ms(
-            lambda: response_adapter.dump_json(response_adapter.validate_python(job_routes.view(record)))
+            lambda: response_adapter.dump_json(response_adapter.validate_python(jobs_service.view(record)))
         ),
     }
     stats = pstats.Stats(profiler)
@@ -810,7 +810,7 @@ def profile_get(svc: LocalService, job_id: str, cfg: Config, live_api_ms_per_req
     top = {where: t / total for t, where in sorted(own, reverse=True)[:12]}
     return {
         "requests": n,
-        "response_bytes": len(job_routes.job_json(record)),
+        "response_bytes": len(jobs_service.job_json(record)),
         "raw_route_ms": raw_ms,
         "raw_route_cpu_ms": raw_cpu_ms,
         "fastapi_route_ms": fastapi_ms,

@@ -3,129 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-import kombu.exceptions
-import pydantic_core
-import redis
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api import onnx_export
-from api.deps import CatalogDep, JobsDep, StateDep, TenantDep
+from api.deps import JobsDep, StateDep, TenantDep
 from api.errors import ApiError, invalid
 from api.schemas.jobs import JobList, JobPublic, JobSpec, MetricsList, PredictRequest, PredictResponse
 from api.schemas.problems import responses
+from api.services import jobs as jobs_service
+from api.services.jobs import job_json, view
 from engine import export
 from store.artifacts import WEIGHT_FORMATS, Artifacts
 from store.errors import NotFound
 from store.jobs import STATUSES, TERMINAL
 from store.storage import ObjectMissing
-from trainapi.settings import Settings
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 #: How often an event stream looks for new epochs.
 EVENTS_POLL_SECONDS = 0.25
 EVENTS_KEEPALIVE_SECONDS = 15.0
-
-
-def document(record: dict[str, Any]) -> dict[str, Any]:
-    """The public shape of a stored job record: :class:`JobPublic`'s fields, in its order, as plain data.
-
-    Every value already has the type the model gives it, so validating the
-    document changes nothing and :func:`job_json` may skip the model.
-    """
-    spec = record["spec"] or {}
-    epochs = int(spec.get("training", {}).get("epochs", 0))
-    done = record["epochs_done"]
-    latest = record.get("latest")
-    eta = None
-    if record["status"] in ("running", "cancelling") and latest and latest.get("epoch_seconds"):
-        eta = round(float(latest["epoch_seconds"]) * max(epochs - done, 0), 3)
-    best = record.get("best")
-    error = record.get("error")
-    return {
-        "id": record["id"],
-        "name": record["name"],
-        "status": record["status"],
-        "created_at": record["created_at"],
-        "started_at": record.get("started_at") or None,
-        "finished_at": record.get("finished_at") or None,
-        "attempt": record["attempt"],
-        "progress": {
-            "epoch": done,
-            "epochs": epochs,
-            "fraction": round(done / epochs, 4) if epochs else 0.0,
-            "eta_seconds": eta,
-        },
-        "latest_metrics": latest,
-        "best_metrics": best,
-        "best_epoch": int(best["epoch"]) if best else None,
-        "stopped_early": record["stopped_early"],
-        "stop_reason": record.get("stop_reason") or None,
-        "test_metrics": record.get("test_metrics"),
-        "error": {"type": str(error["type"]), "message": str(error["message"])} if error else None,
-        "spec": spec,
-        "dataset": record["dataset"] or {},
-        "sweep_id": record.get("sweep_id"),
-        "tags": record.get("tags") or {},
-    }
-
-
-def view(record: dict[str, Any]) -> JobPublic:
-    """The public shape of a stored job record, as the model."""
-    return JobPublic.model_validate(document(record))
-
-
-def job_json(record: dict[str, Any]) -> bytes:
-    """The JSON body of ``GET /v1/jobs/{id}``: what FastAPI makes of ``view(record)``, without the model.
-
-    pydantic's own encoder, with the non-finite floats as ``null`` as the model's serializer writes them;
-    ``tests/api/test_job_status.py`` checks the bytes against FastAPI's encoding of the model.
-    """
-    return pydantic_core.to_json(document(record), inf_nan_mode="null")
-
-
-def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> None:
-    """Reject a job over the operator's resource budget, naming the field to change."""
-    hidden = job.model.hidden_layers if job.model.type == "mlp" else []
-    classes = dataset.get("classes")
-    outputs = len(classes) if classes and len(classes) > 2 and not job.target and job.task != "regression" else 1
-    sizes = [dataset["n_features"], *hidden, outputs]
-    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-    if params > settings.max_parameters:
-        raise invalid(
-            "model.hidden_layers", f"the model has {params:,} parameters; the limit is {settings.max_parameters:,}"
-        )
-    t = job.training
-    n_train = dataset["n_samples"] * (1.0 - t.validation_fraction - t.test_fraction)
-    work = t.epochs * n_train * params
-    if work > settings.max_work:
-        raise invalid(
-            "training.epochs",
-            f"epochs x training rows x parameters = {work:.3g}, over the limit of {settings.max_work:.3g}",
-        )
-    if t.max_runtime_seconds > settings.max_runtime_seconds:
-        raise invalid(
-            "training.max_runtime_seconds", f"must be at most {settings.max_runtime_seconds:g} on this service"
-        )
-
-
-def check_target(job: JobSpec, dataset: dict[str, Any]) -> None:
-    if not job.target or job.target == dataset["target_name"]:
-        return
-    if job.target not in dataset["feature_names"]:
-        columns = ", ".join([*dataset["feature_names"], dataset["target_name"]])
-        raise invalid("target", f"no column {job.target!r} in dataset {dataset['id']!r} (columns: {columns})")
-    if not dataset.get("target_numeric", True):
-        raise invalid("target", f"column {dataset['target_name']!r} holds labels and cannot become a feature")
 
 
 @router.post(
@@ -139,27 +42,9 @@ def create_job(
     response: Response,
     tenant: TenantDep,
     state: StateDep,
-    catalog: CatalogDep,
     idempotency_key: Annotated[str | None, Header(max_length=200, description="Retries return the same job.")] = None,
 ) -> JobPublic:
-    job.engine_spec()  # cross-field rules; a ConfigError becomes a 422 naming the field
-    try:
-        dataset = catalog.resolve(tenant, job.dataset)
-    except NotFound:
-        raise invalid("dataset", f"no dataset {job.dataset!r}; GET /v1/datasets lists them") from None
-    check_target(job, dataset)
-    check_budget(job, dataset, state.settings)
-    summary = {k: dataset[k] for k in ("id", "name", "source", "n_samples", "n_features", "task", "target_name")}
-    record, created = state.jobs.create(
-        tenant, job.normalized(), summary, max_active=state.settings.max_active_jobs, idempotency_key=idempotency_key
-    )
-    if created:
-        try:
-            state.enqueue(record["id"], job.training.max_runtime_seconds)
-        except (kombu.exceptions.KombuError, redis.RedisError, OSError) as exc:
-            log.error("could not enqueue job %s: %s", record["id"], exc)
-            state.jobs.discard(tenant, record["id"], idempotency_key)
-            raise ApiError(503, "Service unavailable", "the job queue is unreachable; retry shortly") from exc
+    record = jobs_service.create(state, tenant, job, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{record['id']}"
     return view(record)
 
@@ -261,12 +146,7 @@ def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
     "/{job_id}", status_code=204, summary="Delete a finished job and its files", responses=responses(401, 404, 409)
 )
 def delete_job(job_id: str, tenant: TenantDep, state: StateDep) -> Response:
-    # Objects first: if the storage fails, the record stays and the delete can be retried.
-    state.jobs.check_deletable(state.jobs.get(tenant, job_id))
-    state.artifacts.delete_job(job_id)
-    state.jobs.delete(tenant, job_id)
-    for cached in (job_id, *(f"{job_id}-{which}" for which in CHECKPOINTS)):
-        state.models.pop(cached, None)
+    jobs_service.delete(state, tenant, job_id)
     return Response(status_code=204)
 
 

@@ -8,24 +8,23 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-import kombu.exceptions
-import redis
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from api.deps import CatalogDep, StateDep, TenantDep
+from api.deps import StateDep, TenantDep
 from api.errors import ApiError, invalid
-from api.routes.jobs import check_budget, check_target
 from api.schemas.problems import responses
 from api.schemas.sweeps import SweepCreate, SweepList, SweepPublic, TrialResult
 from api.search_space import probe_points, trial_parameters
+from api.services import jobs as jobs_service
+from api.state import AppState
 from engine.errors import ConfigError
 from store.errors import NotFound
 from store.jobspec import JobSpec
+from store.queue import send_run_job
 from store.search import SpaceError, apply
 from store.sweeps import SWEEP_TERMINAL
-from trainapi.settings import Settings
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 EVENTS_POLL_SECONDS = 0.5
@@ -76,7 +75,7 @@ def view(sweep: dict[str, Any], trials: list[dict[str, Any]]) -> SweepPublic:
 
 
 def _trial_specs(
-    body: SweepCreate, assignments: list[dict[str, Any]], dataset: dict[str, Any], settings: Settings
+    state: AppState, tenant: str, body: SweepCreate, assignments: list[dict[str, Any]], dataset: dict[str, Any]
 ) -> list[tuple[dict, dict]]:
     """Validate each assignment as a trial's job spec; a bad one is a 422 naming the parameter and value."""
     base = body.base.model_dump(mode="json")
@@ -90,9 +89,7 @@ def _trial_specs(
         raw["name"] = f"{name}/trial-{index}"
         try:
             job = JobSpec.model_validate(raw)
-            job.engine_spec()
-            check_target(job, dataset)
-            check_budget(job, dataset, settings)
+            jobs_service.admit(state, tenant, job, dataset)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and ("[" in p or "-" in p)))
@@ -114,33 +111,27 @@ def _bad_value(assignment: dict[str, Any], field: str, message: str) -> ApiError
 
 
 @router.post("", status_code=202, summary="Start a sweep", responses=responses(400, 401, 413, 422, 503))
-def create_sweep(
-    body: SweepCreate, response: Response, tenant: TenantDep, state: StateDep, catalog: CatalogDep
-) -> SweepPublic:
-    try:
-        dataset = catalog.resolve(tenant, body.base.dataset)
-    except NotFound:
-        raise invalid("base.dataset", f"no dataset {body.base.dataset!r}; GET /v1/datasets lists them") from None
+def create_sweep(body: SweepCreate, response: Response, tenant: TenantDep, state: StateDep) -> SweepPublic:
+    dataset = jobs_service.resolve_dataset(state, tenant, body.base.dataset, field="base.dataset")
     if body.strategy == "tpe":
         if body.max_trials is None:
             raise invalid("max_trials", "strategy tpe needs max_trials")
         # Trials are asked one by one as slots free up: validate the points that bound the space now.
-        _trial_specs(body, probe_points(body), dataset, state.settings)
+        _trial_specs(state, tenant, body, probe_points(body), dataset)
         trials: list[tuple[dict, dict]] = []
     else:
-        trials = _trial_specs(body, trial_parameters(body), dataset, state.settings)
+        trials = _trial_specs(state, tenant, body, trial_parameters(body), dataset)
     spec = body.model_dump(mode="json")
     spec["base"] = body.base.normalized()
     spec["max_trials"] = body.max_trials if body.strategy == "tpe" else len(trials)
     spec["objective"]["mode"] = "min" if body.objective.smaller_is_better else "max"
-    summary = {k: dataset[k] for k in ("id", "name", "source", "n_samples", "n_features", "task", "target_name")}
-    sweep = state.sweeps.create(tenant, spec, trials, summary)
+    sweep = state.sweeps.create(tenant, spec, trials, jobs_service.dataset_summary(dataset))
     try:
         for trial in state.sweeps.dispatch(sweep["id"]):
-            state.enqueue(trial, body.base.training.max_runtime_seconds)
-    except (kombu.exceptions.KombuError, redis.RedisError, OSError) as exc:
+            send_run_job(state.producer, trial, max_runtime_seconds=body.base.training.max_runtime_seconds)
+    except jobs_service.QUEUE_ERRORS as exc:
         state.sweeps.request_cancel(tenant, sweep["id"])
-        raise ApiError(503, "Service unavailable", "the job queue is unreachable; retry shortly") from exc
+        raise jobs_service.queue_unavailable() from exc
     response.headers["Location"] = f"/v1/sweeps/{sweep['id']}"
     sweep = state.sweeps.get(tenant, sweep["id"])  # a tpe sweep's first trials exist only now
     return view(sweep, state.sweeps.trial_states(sweep))

@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 from api.main import create_app
-from api.routes.jobs import job_json, view
 from api.schemas.jobs import JobPublic
+from api.services.jobs import job_json, view
 from store.jobs import JobStore
 from store.redis import PipelinedReads, connect, connect_async
 from trainapi import processes

@@ -1,0 +1,198 @@
+"""Jobs: admission, create + enqueue (or discard), delete, and the public view of a record.
+
+Routes (``api/routes/jobs.py``, ``api/routes/sweeps.py``) and the raw status
+route (``api/job_status.py``) call these; storage is the business of
+:class:`store.jobs.JobStore`, sending of :func:`store.queue.send_run_job`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import kombu.exceptions
+import pydantic_core
+import redis
+
+from api.errors import ApiError, invalid
+from api.schemas.jobs import JobPublic
+from api.state import AppState
+from store.errors import NotFound
+from store.jobspec import JobSpec
+from store.queue import send_run_job
+from trainapi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The fields of a dataset that a job record keeps (``JobPublic.dataset``).
+SUMMARY_FIELDS = ("id", "name", "source", "n_samples", "n_features", "task", "target_name")
+#: What sending to the queue raises when the broker is away.
+QUEUE_ERRORS = (kombu.exceptions.KombuError, redis.RedisError, OSError)
+
+
+def queue_unavailable() -> ApiError:
+    return ApiError(503, "Service unavailable", "the job queue is unreachable; retry shortly")
+
+
+# -- admission -----------------------------------------------------------------
+
+
+def resolve_dataset(state: AppState, tenant: str, ident: str, field: str = "dataset") -> dict[str, Any]:
+    """The summary of the dataset a job names; a 422 on ``field`` when the tenant has none by that name."""
+    try:
+        return state.catalog.resolve(tenant, ident)
+    except NotFound:
+        raise invalid(field, f"no dataset {ident!r}; GET /v1/datasets lists them") from None
+
+
+def dataset_summary(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The part of a dataset's summary stored with each job that uses it."""
+    return {k: dataset[k] for k in SUMMARY_FIELDS}
+
+
+def admit(state: AppState, tenant: str, job: JobSpec, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every rule a job must pass before it is stored; returns the summary of its dataset.
+
+    In order: the spec's cross-field rules, the dataset (resolved for the tenant unless given, as a
+    sweep does once for all its trials), the target column, the operator's budget. Raises ConfigError
+    or a 422 ApiError naming the field to change.
+    """
+    job.engine_spec()  # cross-field rules; a ConfigError becomes a 422 naming the field
+    if dataset is None:
+        dataset = resolve_dataset(state, tenant, job.dataset)
+    check_target(job, dataset)
+    check_budget(job, dataset, state.settings)
+    return dataset
+
+
+def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> None:
+    """Reject a job over the operator's resource budget, naming the field to change."""
+    hidden = job.model.hidden_layers if job.model.type == "mlp" else []
+    classes = dataset.get("classes")
+    outputs = len(classes) if classes and len(classes) > 2 and not job.target and job.task != "regression" else 1
+    sizes = [dataset["n_features"], *hidden, outputs]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    if params > settings.max_parameters:
+        raise invalid(
+            "model.hidden_layers", f"the model has {params:,} parameters; the limit is {settings.max_parameters:,}"
+        )
+    t = job.training
+    n_train = dataset["n_samples"] * (1.0 - t.validation_fraction - t.test_fraction)
+    work = t.epochs * n_train * params
+    if work > settings.max_work:
+        raise invalid(
+            "training.epochs",
+            f"epochs x training rows x parameters = {work:.3g}, over the limit of {settings.max_work:.3g}",
+        )
+    if t.max_runtime_seconds > settings.max_runtime_seconds:
+        raise invalid(
+            "training.max_runtime_seconds", f"must be at most {settings.max_runtime_seconds:g} on this service"
+        )
+
+
+def check_target(job: JobSpec, dataset: dict[str, Any]) -> None:
+    if not job.target or job.target == dataset["target_name"]:
+        return
+    if job.target not in dataset["feature_names"]:
+        columns = ", ".join([*dataset["feature_names"], dataset["target_name"]])
+        raise invalid("target", f"no column {job.target!r} in dataset {dataset['id']!r} (columns: {columns})")
+    if not dataset.get("target_numeric", True):
+        raise invalid("target", f"column {dataset['target_name']!r} holds labels and cannot become a feature")
+
+
+# -- lifecycle -----------------------------------------------------------------
+
+
+def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | None = None) -> dict[str, Any]:
+    """Admit, store and send a job; returns its record (the earlier one for a reused idempotency key).
+
+    A job the queue cannot take is discarded again and the caller gets a 503: nothing is left queued
+    that no worker will ever see.
+    """
+    dataset = admit(state, tenant, job)
+    record, created = state.jobs.create(
+        tenant,
+        job.normalized(),
+        dataset_summary(dataset),
+        max_active=state.settings.max_active_jobs,
+        idempotency_key=idempotency_key,
+    )
+    if created:
+        try:
+            send_run_job(state.producer, record["id"], max_runtime_seconds=job.training.max_runtime_seconds)
+        except QUEUE_ERRORS as exc:
+            log.error("could not enqueue job %s: %s", record["id"], exc)
+            state.jobs.discard(tenant, record["id"], idempotency_key)
+            raise queue_unavailable() from exc
+    return record
+
+
+def delete(state: AppState, tenant: str, job_id: str) -> None:
+    """Delete a finished job: its record, its files and its cached models (409 while it is active)."""
+    # Objects first: if the storage fails, the record stays and the delete can be retried.
+    state.jobs.check_deletable(state.jobs.get(tenant, job_id))
+    state.artifacts.delete_job(job_id)
+    state.jobs.delete(tenant, job_id)
+    for cached in [name for name in state.models if name == job_id or name.startswith(f"{job_id}-")]:
+        state.models.pop(cached, None)
+
+
+# -- the public view ---------------------------------------------------------------
+
+
+def document(record: dict[str, Any]) -> dict[str, Any]:
+    """The public shape of a stored job record: :class:`JobPublic`'s fields, in its order, as plain data.
+
+    Every value already has the type the model gives it, so validating the
+    document changes nothing and :func:`job_json` may skip the model.
+    """
+    spec = record["spec"] or {}
+    epochs = int(spec.get("training", {}).get("epochs", 0))
+    done = record["epochs_done"]
+    latest = record.get("latest")
+    eta = None
+    if record["status"] in ("running", "cancelling") and latest and latest.get("epoch_seconds"):
+        eta = round(float(latest["epoch_seconds"]) * max(epochs - done, 0), 3)
+    best = record.get("best")
+    error = record.get("error")
+    return {
+        "id": record["id"],
+        "name": record["name"],
+        "status": record["status"],
+        "created_at": record["created_at"],
+        "started_at": record.get("started_at") or None,
+        "finished_at": record.get("finished_at") or None,
+        "attempt": record["attempt"],
+        "progress": {
+            "epoch": done,
+            "epochs": epochs,
+            "fraction": round(done / epochs, 4) if epochs else 0.0,
+            "eta_seconds": eta,
+        },
+        "latest_metrics": latest,
+        "best_metrics": best,
+        "best_epoch": int(best["epoch"]) if best else None,
+        "stopped_early": record["stopped_early"],
+        "stop_reason": record.get("stop_reason") or None,
+        "test_metrics": record.get("test_metrics"),
+        "error": {"type": str(error["type"]), "message": str(error["message"])} if error else None,
+        "spec": spec,
+        "dataset": record["dataset"] or {},
+        "sweep_id": record.get("sweep_id"),
+        "tags": record.get("tags") or {},
+    }
+
+
+def view(record: dict[str, Any]) -> JobPublic:
+    """The public shape of a stored job record, as the model."""
+    return JobPublic.model_validate(document(record))
+
+
+def job_json(record: dict[str, Any]) -> bytes:
+    """The JSON body of ``GET /v1/jobs/{id}``: what FastAPI makes of ``view(record)``, without the model.
+
+    pydantic's own encoder, with the non-finite floats as ``null`` as the model's serializer writes them;
+    ``tests/api/test_job_status.py`` checks the bytes against FastAPI's encoding of the model.
+    """
+    return pydantic_core.to_json(document(record), inf_nan_mode="null")

@@ -14,11 +14,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import authenticate
-from api.catalog import Catalog
 from api.state import AppState
-from store.datasets import DatasetStore
+from store.catalog import Catalog
 from store.jobs import JobStore
-from trainapi.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `trainapi keys add TENANT`.")
 
@@ -31,16 +29,8 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-async def get_settings(state: StateDep) -> Settings:
-    return state.settings
-
-
 async def get_jobs(state: StateDep) -> JobStore:
     return state.jobs
-
-
-async def get_datasets(state: StateDep) -> DatasetStore:
-    return state.datasets
 
 
 async def get_catalog(state: StateDep) -> Catalog:
@@ -54,8 +44,6 @@ async def get_tenant(
     return authenticate(state.keys, credentials.credentials if credentials else None)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
-DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 TenantDep = Annotated[str, Depends(get_tenant)]

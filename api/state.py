@@ -9,9 +9,9 @@ from typing import Any
 import redis
 from celery import Celery
 
-from api.catalog import Catalog
 from engine.inference import Model
 from store.artifacts import Artifacts
+from store.catalog import Catalog
 from store.datasets import DatasetStore
 from store.jobs import JobStore
 from store.queue import celery_app
@@ -27,7 +27,6 @@ MODEL_CACHE_SIZE = 32
 class AppState:
     settings: Settings
     stores: Stores
-    catalog: Catalog
     keys: KeyRing
     producer: Celery
     models: OrderedDict[str, Model] = field(default_factory=OrderedDict)
@@ -40,7 +39,6 @@ class AppState:
         return cls(
             settings=settings,
             stores=stores,
-            catalog=Catalog(stores.datasets),
             keys=KeyRing(settings.api_keys_file),
             producer=celery_app(settings.redis_url, max_runtime_seconds=settings.max_runtime_seconds),
         )
@@ -60,6 +58,10 @@ class AppState:
     @property
     def datasets(self) -> DatasetStore:
         return self.stores.datasets
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.stores.catalog
 
     @property
     def artifacts(self) -> Artifacts:

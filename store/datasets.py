@@ -11,6 +11,10 @@
 Arrays are stored with ``allow_pickle=False`` semantics: numbers, and labels
 as a unicode array, never objects. Records from before content addressing
 name no object and keep theirs at ``datasets/{id}.npz``.
+
+A dataset that a queued or running job or sweep needs cannot be deleted: the
+check and the deletion are one Lua script, and a job created meanwhile looks
+for its dataset again once it is stored (``api/services/jobs.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Any
 import numpy as np
 import redis
 
+import engine
 from store.artifacts import Artifacts
-from store.errors import NotFound
+from store.errors import InUse, NotFound
 from store.jobs import now_iso
-from store.redis import key, plausible_id
+from store.redis import PREFIX, key, plausible_id
 
 _JSON_FIELDS = ("classes", "feature_names", "target_numeric")
 #: How long an upload or a delete may hold the lock of one stored object (a slow PUT of a large file).
@@ -51,6 +56,31 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+# KEYS: dataset, the tenant's datasets, the tenant's active jobs, running sweeps, the arrays' blob set.
+# ARGV: dataset id, tenant, key prefix. Deletes the record unless a queued or running job of the
+# tenant or a running sweep of the tenant names the dataset. Returns {'in_use', ids...} or
+# {'deleted', the number of datasets left that share the arrays}.
+_DELETE = """
+local users = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local summary = redis.call('HGET', ARGV[3] .. 'job:' .. id, 'dataset')
+  if summary and summary ~= '' and cjson.decode(summary)['id'] == ARGV[1] then table.insert(users, id) end
+end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local sweep = ARGV[3] .. 'sweep:' .. id
+  if redis.call('HGET', sweep, 'tenant') == ARGV[2] then
+    local spec = redis.call('HGET', sweep, 'spec')
+    if spec and cjson.decode(spec)['base']['dataset'] == ARGV[1] then table.insert(users, id) end
+  end
+end
+if #users > 0 then return {'in_use', unpack(users)} end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+return {'deleted', tostring(redis.call('SCARD', KEYS[5]))}
+"""
+
+
 class DatasetStore:
     """Uploaded datasets of every tenant."""
 
@@ -58,33 +88,26 @@ class DatasetStore:
         # redis-py's return types are unions of every reply shape; replies here are str.
         self.r: Any = client
         self.artifacts = artifacts
+        self._delete = client.register_script(_DELETE)
 
-    def create(
-        self,
-        tenant: str,
-        name: str,
-        X: np.ndarray,
-        y: np.ndarray,
-        feature_names: tuple[str, ...],
-        target_name: str,
-        summary: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Store arrays X (n_samples, n_features) and y (n_samples,) and return the record.
+    def create(self, tenant: str, dataset: engine.Dataset, summary: dict[str, Any]) -> dict[str, Any]:
+        """Store the upload ``dataset`` (its arrays, under its ``name``) and return the record.
 
         ``summary`` carries what the caller derived (task guess, classes).
         """
+        X, y, feature_names = dataset.X, dataset.y, dataset.feature_names
         dataset_id = "ds_" + uuid.uuid4().hex
         blob = npz_bytes({"X": X, "y": y, "feature_names": np.array(feature_names, dtype=str)})
         sha256 = hashlib.sha256(blob).hexdigest()
         record: dict[str, Any] = {
             "id": dataset_id,
             "tenant": tenant,
-            "name": name,
+            "name": dataset.name,
             "source": "upload",
             "n_samples": int(X.shape[0]),
             "n_features": int(X.shape[1]),
             "feature_names": list(feature_names),
-            "target_name": target_name,
+            "target_name": dataset.target_name,
             "target_numeric": y.dtype.kind in "iuf",
             "sha256": sha256,
             "size_bytes": len(blob),
@@ -110,6 +133,10 @@ class DatasetStore:
             raise NotFound("dataset", dataset_id)
         return self._decode(raw)
 
+    def exists(self, tenant: str, dataset_id: str) -> bool:
+        """Whether the tenant has the upload ``dataset_id`` (one HGET)."""
+        return plausible_id(dataset_id, "ds_") and self.r.hget(key("dataset", dataset_id), "tenant") == tenant
+
     def list(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's uploads, newest first."""
         ids = self.r.zrevrange(key("datasets", tenant), 0, -1)
@@ -119,29 +146,37 @@ class DatasetStore:
         return [self._decode(raw) for raw in pipe.execute() if raw]
 
     def delete(self, tenant: str, dataset_id: str) -> None:
-        """Remove the record, and the stored arrays unless another dataset has the same ones."""
+        """Remove the record, and the stored arrays unless another dataset has the same ones.
+
+        InUse (naming them) while the tenant's queued or running jobs or running sweeps need the dataset.
+        """
         record = self.get(tenant, dataset_id)
         with self._blob_lock(record["sha256"]):
-            pipe = self.r.pipeline()
-            pipe.delete(key("dataset", dataset_id))
-            pipe.zrem(key("datasets", tenant), dataset_id)
-            pipe.srem(key("blob", record["sha256"]), dataset_id)
-            pipe.scard(key("blob", record["sha256"]))
-            remaining = pipe.execute()[-1]
-            if remaining == 0:
+            outcome, *rest = self._delete(
+                keys=[
+                    key("dataset", dataset_id),
+                    key("datasets", tenant),
+                    key("active", tenant),
+                    key("sweeps", "running"),
+                    key("blob", record["sha256"]),
+                ],
+                args=[dataset_id, tenant, f"{PREFIX}:"],
+            )
+            if outcome == "in_use":
+                raise InUse("dataset", dataset_id, sorted(rest))
+            if int(rest[0]) == 0:
                 self.artifacts.storage.delete(self._object_key(record))
 
-    def load_arrays(self, dataset_id: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        """X, y and feature names of a stored dataset."""
-        raw = self.r.hgetall(key("dataset", dataset_id))
-        if not raw:
-            raise NotFound("dataset", dataset_id)
+    def load(self, tenant: str, dataset_id: str) -> engine.Dataset:
+        """The stored upload as a dataset: NotFound when the record or the arrays are gone."""
+        info = self.get(tenant, dataset_id)
         try:
-            blob = self.artifacts.read_dataset(self._object_key(raw), raw["sha256"])
+            blob = self.artifacts.read_dataset(self._object_key(info), info["sha256"])
         except NotFound:
             raise NotFound("dataset", dataset_id) from None
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            return npz["X"], npz["y"], tuple(str(n) for n in npz["feature_names"])
+            X, y, names = npz["X"], npz["y"], tuple(str(n) for n in npz["feature_names"])
+        return engine.Dataset(info["name"], X, y, names, info["target_name"], None, "uploaded")
 
     @staticmethod
     def _object_key(record: dict[str, Any]) -> str:

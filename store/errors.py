@@ -20,6 +20,19 @@ class Conflict(StoreError):
     """The record is not in a state that allows the operation."""
 
 
+class InUse(Conflict):
+    """The record is still needed by others: ``users`` are their ids (jobs, sweeps)."""
+
+    def __init__(self, kind: str, ident: str, users: list[str]) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.users = users
+        super().__init__(
+            f"{kind} {ident!r} is in use by queued or running jobs or sweeps: {', '.join(users)};"
+            " delete it once they have finished or been cancelled"
+        )
+
+
 class QuotaExceeded(StoreError):
     """The tenant has too many active jobs."""
 

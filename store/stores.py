@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from store.artifacts import Artifacts
+from store.catalog import Catalog
 from store.datasets import DatasetStore
 from store.jobs import JobStore
 from store.redis import connect
@@ -25,16 +26,19 @@ class Stores:
     jobs: JobStore
     sweeps: SweepStore
     datasets: DatasetStore
+    catalog: Catalog
 
     @classmethod
     def open(cls, redis_url: str, artifacts: Artifacts) -> Stores:
         """Connect to ``redis_url`` (lazily: nothing is sent until the first command) over ``artifacts``."""
         client = connect(redis_url)
         jobs = JobStore(client)
+        datasets = DatasetStore(client, artifacts)
         return cls(
             redis=client,
             artifacts=artifacts,
             jobs=jobs,
             sweeps=SweepStore(client, jobs),
-            datasets=DatasetStore(client, artifacts),
+            datasets=datasets,
+            catalog=Catalog(datasets),
         )

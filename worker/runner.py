@@ -68,7 +68,7 @@ class JobRunner:
         self.settings = settings
         self.jobs = stores.jobs
         self.artifacts = stores.artifacts
-        self.datasets = stores.datasets
+        self.catalog = stores.catalog
         self.sweeps = stores.sweeps
         self.worker = worker
         self.requeue = requeue
@@ -112,7 +112,7 @@ class JobRunner:
         try:
             job = JobSpec.model_validate(record["spec"])
             spec = job.engine_spec()
-            dataset = self._dataset(tenant, job)
+            dataset = self.catalog.load(tenant, job.dataset, job.target)
         except (engine.EngineError, NotFound, ValueError) as exc:
             return self._fail(record, claim, exc)
 
@@ -220,16 +220,6 @@ class JobRunner:
                 self.artifacts.checkpoint_weights_key(job_id, attempt, which), export.dumps(model, "npz")
             )
         return True
-
-    def _dataset(self, tenant: str, job: JobSpec) -> engine.Dataset:
-        if job.dataset in engine.BUILTIN_DATASETS:
-            # Synthetic built-ins are drawn with seed 0: one fixed dataset, whatever the training seed.
-            dataset = engine.load_builtin(job.dataset, seed=0)
-        else:
-            info = self.datasets.get(tenant, job.dataset)
-            X, y, names = self.datasets.load_arrays(job.dataset)
-            dataset = engine.Dataset(info["name"], X, y, names, info["target_name"], None, "uploaded")
-        return dataset.with_target(job.target) if job.target else dataset
 
     def _checkpoint(self, record: dict[str, Any]) -> bytes | None:
         pointer = record.get("checkpoint")

@@ -11,13 +11,11 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 import engine
-from api.catalog import label_summary
-from api.deps import CatalogDep, DatasetsDep, StateDep, TenantDep
+from api.deps import CatalogDep, StateDep, TenantDep
 from api.errors import ApiError, field_errors, invalid
 from api.parsing import ParsedDataset, ParseError, parse_json, parse_upload
 from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic, DatasetRows
 from api.schemas.problems import responses
-from store.errors import Conflict
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -82,12 +80,9 @@ async def create_dataset(request: Request, response: Response, tenant: TenantDep
         title = {413: "Payload too large", 415: "Unsupported media type"}.get(exc.status, "Invalid dataset")
         raise ApiError(exc.status, title, exc.detail, errors=errors) from None
 
-    summary = _summary(parsed.y)
-    record = await anyio.to_thread.run_sync(
-        lambda: state.datasets.create(
-            tenant, name, parsed.X, parsed.y, parsed.feature_names, parsed.target_name, summary
-        )
-    )
+    _check_target(parsed.y)
+    dataset = engine.Dataset(name, parsed.X, parsed.y, parsed.feature_names, parsed.target_name, None, "uploaded")
+    record = await anyio.to_thread.run_sync(lambda: state.catalog.add(tenant, dataset))
     response.headers["Location"] = f"/v1/datasets/{record['id']}"
     return view(record)
 
@@ -114,11 +109,9 @@ async def _from_form(request: Request, limits: dict[str, int]) -> tuple[ParsedDa
     return parsed, (name if isinstance(name, str) and name else upload.filename or "upload")
 
 
-def _summary(y: np.ndarray) -> dict[str, Any]:
-    distinct = len(np.unique(y))
-    if distinct < 2:
+def _check_target(y: np.ndarray) -> None:
+    if len(np.unique(y)) < 2:
         raise invalid("target", f"the target has a single value ({y[0]!r}); nothing to learn")
-    return label_summary(y)
 
 
 def _validation_problem(exc: ValidationError) -> ApiError:
@@ -154,8 +147,7 @@ def dataset_rows(
 
 
 @router.delete("/{dataset_id}", status_code=204, summary="Delete an upload", responses=responses(401, 404, 409))
-def delete_dataset(dataset_id: DatasetId, tenant: TenantDep, datasets: DatasetsDep) -> Response:
-    if dataset_id in engine.BUILTIN_DATASETS:
-        raise Conflict(f"{dataset_id!r} is built in and cannot be deleted")
-    datasets.delete(tenant, dataset_id)
+def delete_dataset(dataset_id: DatasetId, tenant: TenantDep, catalog: CatalogDep) -> Response:
+    """409 for a built-in, and while queued or running jobs or sweeps use the dataset (the detail names them)."""
+    catalog.delete(tenant, dataset_id)
     return Response(status_code=204)

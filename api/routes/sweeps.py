@@ -126,6 +126,10 @@ def create_sweep(body: SweepCreate, response: Response, tenant: TenantDep, state
     spec["max_trials"] = body.max_trials if body.strategy == "tpe" else len(trials)
     spec["objective"]["mode"] = "min" if body.objective.smaller_is_better else "max"
     sweep = state.sweeps.create(tenant, spec, trials, jobs_service.dataset_summary(dataset))
+    if not state.catalog.exists(tenant, body.base.dataset):
+        # Deleted since it was resolved; a deletion after this point sees the running sweep.
+        state.sweeps.request_cancel(tenant, sweep["id"])
+        raise jobs_service.unknown_dataset(body.base.dataset, "base.dataset")
     try:
         for trial in state.sweeps.dispatch(sweep["id"]):
             send_run_job(state.producer, trial, max_runtime_seconds=body.base.training.max_runtime_seconds)

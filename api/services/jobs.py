@@ -38,12 +38,16 @@ def queue_unavailable() -> ApiError:
 # -- admission -----------------------------------------------------------------
 
 
+def unknown_dataset(ident: str, field: str = "dataset") -> ApiError:
+    return invalid(field, f"no dataset {ident!r}; GET /v1/datasets lists them")
+
+
 def resolve_dataset(state: AppState, tenant: str, ident: str, field: str = "dataset") -> dict[str, Any]:
     """The summary of the dataset a job names; a 422 on ``field`` when the tenant has none by that name."""
     try:
         return state.catalog.resolve(tenant, ident)
     except NotFound:
-        raise invalid(field, f"no dataset {ident!r}; GET /v1/datasets lists them") from None
+        raise unknown_dataset(ident, field) from None
 
 
 def dataset_summary(dataset: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +122,10 @@ def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | No
         max_active=state.settings.max_active_jobs,
         idempotency_key=idempotency_key,
     )
+    if created and not state.catalog.exists(tenant, job.dataset):
+        # The dataset was deleted between admission and now; a deletion after this point sees the job.
+        state.jobs.discard(tenant, record["id"], idempotency_key)
+        raise unknown_dataset(job.dataset)
     if created:
         try:
             send_run_job(state.producer, record["id"], max_runtime_seconds=job.training.max_runtime_seconds)

@@ -1,4 +1,9 @@
-"""Datasets as jobs see them: the built-ins and the tenant's uploads, by name or id."""
+"""Datasets as jobs see them: the built-ins and a tenant's uploads, by name or id.
+
+The one place that tells a built-in from an upload. The API resolves a job's
+``dataset`` to a summary (admission, listing) and adds uploads; the worker
+loads the same name as an :class:`engine.Dataset`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import numpy as np
 import engine
 from engine.preprocessing import MAX_AUTO_CLASSES, infer_task
 from store.datasets import DatasetStore
+from store.errors import Conflict
 
 
 def label_summary(y: np.ndarray) -> dict[str, Any]:
@@ -25,7 +31,7 @@ def label_summary(y: np.ndarray) -> dict[str, Any]:
 
 @cache
 def builtin(name: str) -> dict[str, Any]:
-    """Summary of a built-in dataset (loaded once per process)."""
+    """Summary of a built-in dataset (computed once per process: the classes and names need the data)."""
     ds = engine.load_builtin(name, seed=0)
     return {
         "id": name,
@@ -42,19 +48,46 @@ def builtin(name: str) -> dict[str, Any]:
 
 
 class Catalog:
-    """Resolves a job's ``dataset`` for a tenant."""
+    """Resolves, loads, adds and deletes the datasets a tenant's jobs name."""
 
     def __init__(self, datasets: DatasetStore) -> None:
         self.datasets = datasets
 
+    @staticmethod
+    def is_builtin(ident: str) -> bool:
+        return ident in engine.BUILTIN_DATASETS
+
     def resolve(self, tenant: str, ident: str) -> dict[str, Any]:
         """The dataset's summary; NotFound for unknown names and other tenants' ids."""
-        if ident in engine.BUILTIN_DATASETS:
+        if self.is_builtin(ident):
             return builtin(ident)
         return self.datasets.get(tenant, ident)
 
+    def exists(self, tenant: str, ident: str) -> bool:
+        """Whether ``ident`` names a dataset of the tenant now (read from Redis for an upload)."""
+        return self.is_builtin(ident) or self.datasets.exists(tenant, ident)
+
     def list(self, tenant: str) -> list[dict[str, Any]]:
         return [builtin(name) for name in engine.BUILTIN_DATASETS] + self.datasets.list(tenant)
+
+    def load(self, tenant: str, ident: str, target: str | None = None) -> engine.Dataset:
+        """The data, with ``target`` as the target column when given.
+
+        Raises NotFound (the upload is gone) or DatasetError (no such column, or it cannot be the target).
+        """
+        # Synthetic built-ins are drawn with seed 0: one fixed dataset, whatever the training seed.
+        dataset = engine.load_builtin(ident, seed=0) if self.is_builtin(ident) else self.datasets.load(tenant, ident)
+        return dataset.with_target(target) if target else dataset
+
+    def add(self, tenant: str, dataset: engine.Dataset) -> dict[str, Any]:
+        """Store an upload (its ``name`` is the dataset's) and return its record."""
+        return self.datasets.create(tenant, dataset, label_summary(dataset.y))
+
+    def delete(self, tenant: str, ident: str) -> None:
+        """Delete an upload; Conflict for a built-in, or while queued or running jobs or sweeps need it."""
+        if self.is_builtin(ident):
+            raise Conflict(f"{ident!r} is built in and cannot be deleted")
+        self.datasets.delete(tenant, ident)
 
     def head(self, tenant: str, ident: str, limit: int) -> dict[str, Any]:
         """``columns`` (features, then the target), the first ``limit`` ``rows`` as JSON-ready values, ``n_samples``.
@@ -62,12 +95,8 @@ class Catalog:
         A missing or non-finite number is ``None``; NotFound as :meth:`resolve`.
         """
         record = self.resolve(tenant, ident)
-        if record["source"] == "builtin":
-            ds = engine.load_builtin(ident, seed=0)
-            X, y = ds.X[:limit], ds.y[:limit]
-        else:
-            X, y, _ = self.datasets.load_arrays(record["id"])
-            X, y = X[:limit], y[:limit]
+        dataset = self.load(tenant, ident)
+        X, y = dataset.X[:limit], dataset.y[:limit]
         columns = [*record["feature_names"], record["target_name"]]
         rows = [[*map(_cell, row), _cell(label)] for row, label in zip(X.tolist(), y.tolist(), strict=True)]
         return {"columns": columns, "rows": rows, "n_samples": record["n_samples"]}

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api import errors
 from api.job_status import JobStatusRoute
 from api.limits import BodyLimit
-from api.routes import datasets, health, jobs, sweeps, ui
+from api.routes import datasets, health, jobs, sweeps, ui, webhooks
 from api.state import AppState
 from store.redis import PipelinedReads, connect_async
 from trainapi.settings import Settings
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
     app.state.trainapi = state
     errors.install(app)
     app.include_router(health.router)
-    for router in (datasets.router, jobs.router, sweeps.router):
+    for router in (datasets.router, jobs.router, sweeps.router, webhooks.router):
         app.include_router(router, prefix="/v1")
     ui.install(app)
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)

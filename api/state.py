@@ -17,6 +17,7 @@ from store.jobs import JobStore
 from store.queue import celery_app
 from store.stores import Stores
 from store.sweeps import SweepStore
+from store.webhooks import WebhookStore
 from trainapi.keys import KeyRing
 from trainapi.settings import Settings
 
@@ -66,6 +67,10 @@ class AppState:
     @property
     def artifacts(self) -> Artifacts:
         return self.stores.artifacts
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        return self.stores.webhooks
 
     def cached_model(self, job_id: str, load: Any) -> Model:
         """A job's exported model, loaded once (weights never change after success)."""

@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
+from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, plausible_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
@@ -46,7 +47,8 @@ def now_iso() -> str:
 # Every script that starts, extends or ends a lease keeps the ``leases`` sorted set
 # (job id -> lease expiry) in step, so the reaper finds expired attempts without a scan.
 
-# KEYS: job, active set, leases. ARGV: token, now_iso, lease_expires, max_attempts, now_epoch, worker, pid.
+# KEYS: job, active set, leases, then the outbox's (webhooks). ARGV: token, now_iso, lease_expires, max_attempts,
+# now_epoch, worker, pid.
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
@@ -58,6 +60,7 @@ if status == 'cancelling' or redis.call('HGET', KEYS[1], 'cancel_requested') == 
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
   redis.call('SREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
+  outbox_emit(KEYS[4], KEYS[5], 'job.cancelled', KEYS[1])
   return {'cancelled'}
 end
 if status == 'running' then
@@ -73,17 +76,21 @@ if attempt > tonumber(ARGV[4]) then
               'giving up after max_attempts'}))
   redis.call('SREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
+  outbox_emit(KEYS[4], KEYS[5], 'job.failed', KEYS[1])
   return {'exhausted'}
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'lease_token', ARGV[1], 'lease_expires', ARGV[3],
   'worker', ARGV[6], 'worker_pid', ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[3], id)
-if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
+if not redis.call('HGET', KEYS[1], 'started_at') then
+  redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
+  outbox_emit(KEYS[4], KEYS[5], 'job.started', KEYS[1])
+end
 return {'ok', tostring(attempt)}
 """
 
-# KEYS: job, metrics, leases. ARGV: token, epoch, record json, lease_expires, best json or '',
-# checkpoint json or '', job id.
+# KEYS: job, metrics, leases, then the outbox's (webhooks). ARGV: token, epoch, record json, lease_expires,
+# best json or '', checkpoint json or '', job id.
 _APPEND_METRIC = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'lease_expires', ARGV[4])
@@ -96,6 +103,7 @@ redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'latest', ARGV[3], 'epochs_done', epoch)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'best', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'checkpoint', ARGV[6]) end
+outbox_emit(KEYS[4], KEYS[5], 'job.epoch', KEYS[1])
 return 1
 """
 
@@ -107,13 +115,14 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: job, active set, leases. ARGV: token, job id, then field/value pairs.
+# KEYS: job, active set, leases, then the outbox's (webhooks). ARGV: token, job id, then field/value pairs.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'lease_token', '')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+outbox_emit(KEYS[4], KEYS[5], 'job.' .. redis.call('HGET', KEYS[1], 'status'), KEYS[1])
 return 1
 """
 
@@ -126,7 +135,7 @@ return 1
 """
 
 # Recover a job whose attempt stopped renewing its lease.
-# KEYS: job, active set, leases. ARGV: now_epoch, now_iso, job id.
+# KEYS: job, active set, leases, then the outbox's (webhooks). ARGV: now_epoch, now_iso, job id.
 _REAP = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local expires = tonumber(redis.call('HGET', KEYS[1], 'lease_expires') or '0')
@@ -139,19 +148,21 @@ redis.call('ZREM', KEYS[3], ARGV[3])
 if status == 'cancelling' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
   redis.call('SREM', KEYS[2], ARGV[3])
+  outbox_emit(KEYS[4], KEYS[5], 'job.cancelled', KEYS[1])
   return 'cancelled'
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '')
 return 'requeued'
 """
 
-# KEYS: job, active set. ARGV: now_iso, job id. Returns the resulting status.
+# KEYS: job, active set, then the outbox's (webhooks). ARGV: now_iso, job id. Returns the resulting status.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1], 'cancel_requested', '1')
   redis.call('SREM', KEYS[2], ARGV[2])
+  outbox_emit(KEYS[3], KEYS[4], 'job.cancelled', KEYS[1])
   return 'cancelled'
 end
 if status == 'running' then
@@ -180,13 +191,13 @@ class JobStore:
         self.r: Any = client
         # Reads on the event loop (store.redis.PipelinedReads): the API's lifespan sets it.
         self.ar: Any = None
-        self._claim = client.register_script(_CLAIM)
-        self._append = client.register_script(_APPEND_METRIC)
+        self._claim = client.register_script(EMIT_LUA + _CLAIM)
+        self._append = client.register_script(EMIT_LUA + _APPEND_METRIC)
         self._renew = client.register_script(_RENEW)
-        self._finish = client.register_script(_FINISH)
-        self._cancel = client.register_script(_CANCEL)
+        self._finish = client.register_script(EMIT_LUA + _FINISH)
+        self._cancel = client.register_script(EMIT_LUA + _CANCEL)
         self._release = client.register_script(_RELEASE)
-        self._reap = client.register_script(_REAP)
+        self._reap = client.register_script(EMIT_LUA + _REAP)
 
     # -- API side ------------------------------------------------------------
 
@@ -297,7 +308,9 @@ class JobStore:
     def request_cancel(self, tenant: str, job_id: str) -> str:
         """Cancel a queued job now, or ask the running attempt to stop; returns the new status."""
         self.get(tenant, job_id)
-        status = str(self._cancel(keys=[key("job", job_id), key("active", tenant)], args=[now_iso(), job_id]))
+        status = str(
+            self._cancel(keys=[key("job", job_id), key("active", tenant), *outbox_keys()], args=[now_iso(), job_id])
+        )
         if status in TERMINAL and status != "cancelled":
             raise Conflict(f"the job already {status}")
         return status
@@ -346,7 +359,7 @@ class JobStore:
         token = uuid.uuid4().hex
         now = time.time()
         result = self._claim(
-            keys=[key("job", job_id), key("active", tenant), key("leases")],
+            keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys()],
             args=[token, now_iso(), now + lease_seconds, max_attempts, now, worker, pid],
         )
         outcome = str(result[0])
@@ -371,7 +384,7 @@ class JobStore:
         Returns False when the epoch was already recorded. Raises StaleAttempt.
         """
         result = self._append(
-            keys=[key("job", job_id), key("job", job_id, "metrics"), key("leases")],
+            keys=[key("job", job_id), key("job", job_id, "metrics"), key("leases"), *outbox_keys()],
             args=[
                 token,
                 record["epoch"],
@@ -423,7 +436,8 @@ class JobStore:
         args: builtins.list[Any] = [token, job_id]
         for name, value in values.items():
             args += [name, json.dumps(value) if name in _JSON_FIELDS else _scalar(value)]
-        if self._finish(keys=[key("job", job_id), key("active", tenant), key("leases")], args=args) == -1:
+        keys = [key("job", job_id), key("active", tenant), key("leases"), *outbox_keys()]
+        if self._finish(keys=keys, args=args) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
     # -- recovery ------------------------------------------------------------
@@ -439,7 +453,8 @@ class JobStore:
             record = self.r.hget(key("job", job_id), "tenant")
             tenant = record or ""
             outcome = self._reap(
-                keys=[key("job", job_id), key("active", tenant), key("leases")], args=[now, now_iso(), job_id]
+                keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys()],
+                args=[now, now_iso(), job_id],
             )
             if outcome == "requeued":
                 requeue.append(job_id)
@@ -459,6 +474,9 @@ class JobStore:
         out["sweep_id"] = out.get("sweep_id") or None
         out["cancel_requested"] = out.get("cancel_requested") == "1"
         return out
+
+    #: A record as stored -> as the store returns it (the webhook outbox keeps raw records).
+    decode = _decode
 
 
 def _scalar(value: Any) -> str:

@@ -12,6 +12,7 @@ from store.datasets import DatasetStore
 from store.jobs import JobStore
 from store.redis import connect
 from store.sweeps import SweepStore
+from store.webhooks import WebhookStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Stores:
     sweeps: SweepStore
     datasets: DatasetStore
     catalog: Catalog
+    webhooks: WebhookStore
 
     @classmethod
     def open(cls, redis_url: str, artifacts: Artifacts) -> Stores:
@@ -41,4 +43,5 @@ class Stores:
             sweeps=SweepStore(client, jobs),
             datasets=datasets,
             catalog=Catalog(datasets),
+            webhooks=WebhookStore(client),
         )

@@ -54,6 +54,7 @@ from store import search
 from store.errors import Conflict, NotFound
 from store.jobs import TERMINAL, JobStore, now_iso
 from store.jobspec import JobSpec
+from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, plausible_id
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,8 @@ redis.call('HSET', KEYS[1], 'importance', ARGV[2], 'importance_trials', ARGV[1])
 return 1
 """
 
-# KEYS: sweep, active, finished list, finished set, pending, running set, reserved, slots.
+# KEYS: sweep, active, finished list, finished set, pending, running set, reserved, slots, then the outbox's
+# (webhooks).
 # ARGV: trial id ('' to only check for completion), now_iso, sweep id, job key prefix.
 # Returns the sweep's status after. Whether every trial failed is decided here, when the
 # sweep completes, from the trials' own records: a caller's earlier look could be out of date.
@@ -154,6 +156,7 @@ if (status == 'running' or status == 'cancelling')
   end
   redis.call('HSET', KEYS[1], 'status', status, 'finished_at', ARGV[2])
   redis.call('SREM', KEYS[6], ARGV[3])
+  outbox_emit(KEYS[9], KEYS[10], 'sweep.' .. status, KEYS[1])
 end
 return status
 """
@@ -167,7 +170,7 @@ class SweepStore:
         self.r: Any = client
         self.jobs = jobs
         self._dispatch = client.register_script(_DISPATCH)
-        self._trial_end = client.register_script(_TRIAL_END)
+        self._trial_end = client.register_script(EMIT_LUA + _TRIAL_END)
         self._reserve = client.register_script(_RESERVE)
         self._fill = client.register_script(_FILL)
         self._importance = client.register_script(_IMPORTANCE)
@@ -327,6 +330,7 @@ class SweepStore:
                     key("sweeps", "running"),
                     key("sweep", sweep_id, "reserved"),
                     key("sweep", sweep_id, "slots"),
+                    *outbox_keys(),
                 ],
                 args=[trial_id, now_iso(), sweep_id, key("job", "")],
             )
@@ -466,3 +470,6 @@ class SweepStore:
         out["max_concurrent"] = int(out.get("max_concurrent") or 1)
         out["seq"] = int(out.get("seq") or 0)
         return out
+
+    #: A record as stored -> as the store returns it (the webhook outbox keeps raw records).
+    decode = _decode

@@ -48,6 +48,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         for i in range(workers):
             name = f"worker{i + 1}"
             children.append((name, processes.start_worker(env, name=name, concurrency=settings.worker_concurrency)))
+        children.append(("webhooks", processes.start_webhooks(env)))
         children.append(("api", processes.start_api(env, host=host, port=port)))
         log.info("trainapi on http://%s:%d (docs at /docs); Ctrl-C stops it", host, port)
         return _supervise(children)
@@ -104,6 +105,16 @@ def run_worker(settings: Settings, concurrency: int) -> int:
     return 0  # not reached
 
 
+def run_webhooks(settings: Settings) -> int:
+    """The webhook delivery consumer alone (compose runs one beside the workers)."""
+    if not settings.redis_url:
+        log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
+        return 2
+    os.chdir(processes.ROOT)
+    os.execv(sys.executable, [sys.executable, "-m", "api.webhooks"])
+    return 0  # not reached
+
+
 def keys_add(settings: Settings, tenant: str) -> int:
 
     path = settings.api_keys_file or (settings.data_dir / "api_keys")
@@ -131,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--workers", type=int, default=settings.workers)
     p_worker = sub.add_parser("worker", help="a Celery worker alone (needs TRAINAPI_REDIS_URL)")
     p_worker.add_argument("--concurrency", type=int, default=settings.worker_concurrency)
+    sub.add_parser("webhooks", help="the webhook delivery consumer alone (needs TRAINAPI_REDIS_URL)")
     p_keys = sub.add_parser("keys", help="API keys")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_add = keys_sub.add_parser("add", help="create a key for TENANT, print it, store its hash")
@@ -142,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_api(settings, args.host, args.port)
     if args.command == "worker":
         return run_worker(settings, max(1, args.concurrency))
+    if args.command == "webhooks":
+        return run_webhooks(settings)
     return keys_add(settings, args.tenant)
 
 

@@ -139,6 +139,21 @@ def start_worker(
     )  # fmt: skip
 
 
+def start_webhooks(
+    env: dict[str, str], *, name: str = "webhooks", log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The webhook delivery consumer (its own process: deliveries never wait behind training)."""
+    out = log_file.open("ab") if log_file else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.webhooks", "--name", name],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+    )
+
+
 def start_api(env: dict[str, str], *, host: str, port: int, log_file: Path | None = None) -> subprocess.Popen[bytes]:
     """The API under uvicorn."""
     out = log_file.open("ab") if log_file else None
@@ -193,7 +208,7 @@ def start_s3_server(log_file: Path, port: int | None = None) -> tuple[subprocess
 
 @dataclass
 class LocalService:
-    """Redis, workers and the API over one data directory, each part startable and stoppable on its own.
+    """Redis, workers, the webhook consumer and the API over one data directory, each startable and stoppable alone.
 
     What the integration tests and the benchmarks run: the processes ``trainapi serve``
     starts, on free ports, with logs in ``root``.
@@ -207,6 +222,7 @@ class LocalService:
     redis: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    webhooks: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -221,10 +237,11 @@ class LocalService:
         return child_env(self.redis_url, data_dir or self.root, threads=self.threads, extra=self.env_extra)
 
     def start(self, workers: int = 1) -> LocalService:
-        """Redis, ``workers`` workers (each beating) and the API (answering ``/healthz``)."""
+        """Redis, ``workers`` workers (each beating), the webhook consumer and the API (answering ``/healthz``)."""
         self.start_redis()
         for i in range(workers):
             self.start_worker(f"w{i + 1}")
+        self.start_webhooks()
         self.start_api()
         return self
 
@@ -249,6 +266,21 @@ class LocalService:
             finally:
                 client.close()
         return proc
+
+    def start_webhooks(self) -> None:
+        """The delivery consumer, once it beats."""
+        self.webhooks = start_webhooks(self.env(), name="webhooks", log_file=self.root / "webhooks.log")
+        client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            proc = self.webhooks
+            wait_until(lambda: bool(worker_registry.live(client, "webhooks")), 60, "the webhook consumer", proc)
+        finally:
+            client.close()
+
+    def stop_webhooks(self, sig: int = signal.SIGTERM) -> None:
+        if self.webhooks is not None:
+            stop(self.webhooks, sig=sig)
+            self.webhooks = None
 
     def start_api(self, data_dir: Path | None = None) -> None:
         self.api = start_api(self.env(data_dir), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
@@ -275,6 +307,7 @@ class LocalService:
         self.stop_api()
         for name in list(self.workers):
             self.stop_worker(name)
+        self.stop_webhooks()
         self.stop_redis()
 
     def logs(self) -> str:

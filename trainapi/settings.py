@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,32 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(
         default=2 * 1024**3, ge=0, description="A worker's local cache of datasets (with object storage)."
     )
+
+    # Webhooks (SPEC §11).
+    webhook_retry_schedule: str = Field(
+        default="5,30,120,600,1800,7200",
+        description="Seconds before each retry of a failed delivery, comma-separated (jittered by ±20%); "
+        "after the last one the delivery is failed.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhook URLs on loopback, private, link-local or multicast addresses."
+    )
+    webhook_concurrency: int = Field(default=16, ge=1, description="Delivery attempts one consumer makes at once.")
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("comma-separated seconds, e.g. 5,30,120") from None
+        if any(not 0 <= d <= 86400 * 7 for d in delays):
+            raise ValueError("each delay is between 0 and 604800 seconds")
+        return value
+
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """The retry schedule in seconds: one delay per retry."""
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(",") if part.strip())
 
     def ensure_dirs(self) -> None:
         """Create the data directory tree."""

@@ -547,11 +547,12 @@ def test_command_arguments_parse(where: str, argv: list[str], monkeypatch: pytes
 
         return record
 
-    for name in ("serve", "run_api", "run_worker", "keys_add"):
+    for name in ("serve", "run_api", "run_worker", "run_webhooks", "keys_add"):
         monkeypatch.setattr(cli, name, recorder(name))
     assert cli.main(argv[1:]) == 0, where
     ((name, args),) = calls
-    assert name == {"serve": "serve", "api": "run_api", "worker": "run_worker", "keys": "keys_add"}[argv[1]]
+    commands = {"serve": "serve", "api": "run_api", "worker": "run_worker", "webhooks": "run_webhooks"}
+    assert name == {**commands, "keys": "keys_add"}[argv[1]]
     positionals = argv[3:] if argv[1] == "keys" else argv[2:]  # `keys add TENANT`: `add` is a subcommand
     values = [arg for arg in positionals if not arg.startswith("--")]
     assert all(value in [str(a) for a in args] for value in values), f"{where}: parsed {args}"

@@ -11,6 +11,7 @@ import threading
 from types import FrameType
 
 from api.webhooks.delivery import Deliverer
+from store.artifacts import Artifacts
 from store.stores import Stores
 from trainapi.settings import Settings
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     name = f"{args.name}@{socket.gethostname()}"
     logging.getLogger("trainapi.webhooks").info("webhook delivery consumer %s started", name)
-    Deliverer(settings, Stores.open(settings.redis_url, settings.data_dir), name).run(stop)
+    Deliverer(settings, Stores.open(settings.redis_url, Artifacts.open(settings)), name).run(stop)
     return 0
 
 

@@ -23,6 +23,8 @@ from support import Service, poll, wait_for_job
 
 from api.main import create_app
 from api.webhooks.delivery import Deliverer
+from store.artifacts import Artifacts
+from store.storage import LocalStorage
 from store.stores import Stores
 from trainapi import processes
 from trainapi.keys import add_key
@@ -341,7 +343,7 @@ def test_the_consumer_checks_the_address_again_at_delivery_time(tmp_path, receiv
     """
     redis_proc, url = processes.start_redis(tmp_path / "redis")
     try:
-        stores = Stores.open(url, tmp_path)
+        stores = Stores.open(url, Artifacts(LocalStorage(tmp_path)))
         store = stores.webhooks
         endpoint = store.create("local", receiver.url(), ["*"], "")
         event = store.send_test("local", endpoint["id"])

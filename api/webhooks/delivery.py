@@ -39,9 +39,9 @@ import httpx
 import pydantic_core
 import redis
 
-from api.routes.jobs import document
 from api.routes.sweeps import view as sweep_view
 from api.schemas.webhooks import endpoint_view
+from api.services.jobs import document
 from api.webhooks import signing, targets
 from store import workers
 from store.jobs import JobStore

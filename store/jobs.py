@@ -3,7 +3,10 @@
 Layout (every key under the ``trainapi:`` prefix):
 
 - ``job:{id}`` hash: the record. Scalars as strings, structures as JSON.
-- ``job:{id}:metrics`` list: one JSON record per epoch, in epoch order.
+- ``job:{id}:metrics`` list: one JSON record per epoch, in epoch order, while
+  the job runs. Once it has finished the list moves to storage as one object
+  (``jobs/{id}/metrics.json``) and the record notes ``metrics_archived`` (the
+  number of epochs), so Redis keeps active jobs and finished jobs' summaries.
 - ``jobs:{tenant}`` sorted set: the tenant's job ids by creation sequence.
 - ``active:{tenant}`` set: the tenant's queued and running jobs (the quota).
 - ``idem:{tenant}:{key}``: the job an ``Idempotency-Key`` created (24 h).
@@ -28,6 +31,7 @@ from typing import Any
 
 import redis
 
+from store.artifacts import Artifacts
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, plausible_id
@@ -173,6 +177,18 @@ return status
 """
 
 
+# Move a finished job's metrics to storage: the caller stored the list's ARGV[1] records as one object.
+# KEYS: job, metrics. The list of a finished job no longer changes (every append needs a live token).
+_ARCHIVE_METRICS = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'succeeded' and status ~= 'failed' and status ~= 'cancelled' and status ~= 'pruned' then return 0 end
+if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'metrics_archived', ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Claim:
     """Outcome of a worker's attempt to start a job: ``ok`` with the attempt, or why not."""
@@ -186,9 +202,11 @@ class Claim:
 class JobStore:
     """Job records of every tenant; every read and write names the tenant or the attempt's token."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, artifacts: Artifacts | None = None) -> None:
         # redis-py's return types are unions of every reply shape; replies here are str.
         self.r: Any = client
+        # Where finished jobs' metrics are kept (None: they stay in Redis).
+        self.artifacts = artifacts
         # Reads on the event loop (store.redis.PipelinedReads): the API's lifespan sets it.
         self.ar: Any = None
         self._claim = client.register_script(EMIT_LUA + _CLAIM)
@@ -198,6 +216,7 @@ class JobStore:
         self._cancel = client.register_script(EMIT_LUA + _CANCEL)
         self._release = client.register_script(_RELEASE)
         self._reap = client.register_script(EMIT_LUA + _REAP)
+        self._archive = client.register_script(_ARCHIVE_METRICS)
 
     # -- API side ------------------------------------------------------------
 
@@ -301,9 +320,35 @@ class JobStore:
         return out, next_cursor
 
     def metrics(self, tenant: str, job_id: str, since_epoch: int = 0) -> builtins.list[dict[str, Any]]:
-        """Metrics records of epochs after ``since_epoch``."""
-        self.get(tenant, job_id)
-        return [json.loads(item) for item in self.r.lrange(key("job", job_id, "metrics"), since_epoch, -1)]
+        """Metrics records of epochs after ``since_epoch``: from the list in Redis, or a finished job's object."""
+        if not plausible_id(job_id, "job_"):
+            raise NotFound("job", job_id)
+        pipe = self.r.pipeline()  # MULTI: the record and the list as of one moment
+        pipe.hgetall(key("job", job_id))
+        pipe.lrange(key("job", job_id, "metrics"), since_epoch, -1)
+        raw, items = pipe.execute()
+        self._owned(tenant, job_id, raw)
+        if raw.get("metrics_archived"):
+            assert self.artifacts is not None, "a job's metrics were moved to storage; open the store with it"
+            return list(json.loads(self.artifacts.storage.get(self.artifacts.metrics_key(job_id)))[since_epoch:])
+        return [json.loads(item) for item in items]
+
+    def archive_metrics(self, job_id: str) -> bool:
+        """Move a finished job's metrics list into storage (one object); False when there was nothing to move.
+
+        Safe to repeat and to run concurrently: the object's bytes follow from the list, which no longer
+        changes once the job has finished, and the script moves it only if it still holds what was stored.
+        """
+        if self.artifacts is None:
+            return False
+        pipe = self.r.pipeline()
+        pipe.hmget(key("job", job_id), "status", "metrics_archived")
+        pipe.lrange(key("job", job_id, "metrics"), 0, -1)
+        (status, archived), items = pipe.execute()
+        if status not in TERMINAL or archived or not items:
+            return False
+        self.artifacts.storage.put(self.artifacts.metrics_key(job_id), ("[" + ",".join(items) + "]").encode())
+        return bool(self._archive(keys=[key("job", job_id), key("job", job_id, "metrics")], args=[len(items)]) == 1)
 
     def request_cancel(self, tenant: str, job_id: str) -> str:
         """Cancel a queued job now, or ask the running attempt to stop; returns the new status."""

@@ -34,7 +34,7 @@ class Stores:
     def open(cls, redis_url: str, artifacts: Artifacts) -> Stores:
         """Connect to ``redis_url`` (lazily: nothing is sent until the first command) over ``artifacts``."""
         client = connect(redis_url)
-        jobs = JobStore(client)
+        jobs = JobStore(client, artifacts)
         datasets = DatasetStore(client, artifacts)
         return cls(
             redis=client,

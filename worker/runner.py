@@ -90,6 +90,7 @@ class JobRunner:
             if claim.outcome != "ok":
                 if claim.outcome in ("terminal", "cancelled", "exhausted"):
                     self._trial_done(record)
+                    self._archive_metrics(job_id)
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
             log.info("job %s: attempt %d started", job_id, claim.attempt)
             try:
@@ -98,6 +99,7 @@ class JobRunner:
                 outcome = self._storage_down(record, claim, exc)
             if outcome.status in TERMINAL:
                 self._trial_done(record, outcome.status)
+                self._archive_metrics(job_id)
             return outcome
         except StaleAttempt as exc:
             log.warning("job %s: this attempt lost the job: %s", job_id, exc)
@@ -276,6 +278,13 @@ class JobRunner:
             self.requeue(job_id)
         log.warning("job %s: attempt %d handed back, object storage failed: %s", job_id, claim.attempt, exc)
         return Outcome("released", str(exc))
+
+    def _archive_metrics(self, job_id: str) -> None:
+        """A finished job's metrics list leaves Redis for storage; if the storage fails, it stays (reads still work)."""
+        try:
+            self.jobs.archive_metrics(job_id)
+        except StorageUnavailable as exc:
+            log.warning("job %s: metrics stay in Redis, storage failed: %s", job_id, exc)
 
     def _delete_leftovers(self, job_id: str, attempt: int | None) -> None:
         """Checkpoints and other attempts' objects; a storage failure here only leaves them for the job's deletion."""

@@ -140,9 +140,15 @@ def test_two_hosts_share_only_redis_and_the_bucket(hosts: Hosts, api: httpx.Clie
     job = wait_for_job(api, job_id, timeout=90)
     assert job["status"] == "succeeded", hosts.service.logs()
     final = [f"jobs/{job_id}/attempt-1/weights.{fmt}" for fmt in ("json", "npz", "safetensors")]
+    final.append(f"jobs/{job_id}/metrics.json")
     # The worker deletes the checkpoints right after recording the end.
     poll(lambda: sorted(hosts.keys(f"jobs/{job_id}/")) == final, 10, what="only the weights in the bucket")
     assert len(_tensors(api, job_id)) == 4
+    # The metrics moved from Redis into the bucket, and read back from there.
+    poll(lambda: f"jobs/{job_id}/metrics.json" in hosts.keys(f"jobs/{job_id}/"), 10, what="the metrics object")
+    stored = json.loads(hosts.s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/jobs/{job_id}/metrics.json")["Body"].read())
+    assert [m["epoch"] for m in stored] == [1, 2, 3, 4, 5]
+    assert api.get(f"/v1/jobs/{job_id}/metrics").json()["items"] == stored
     prediction = api.post(f"/v1/jobs/{job_id}/predict", json={"inputs": [[2.0, 1.0, 0.0, 0.0], [-2.0, -1.0, 0, 0]]})
     assert prediction.status_code == 200 and set(prediction.json()["predictions"]) <= {"yes", "no"}
 
@@ -178,8 +184,9 @@ def test_a_killed_worker_host_is_resumed_by_the_other_from_the_bucket(hosts: Hos
     for name in expected:
         assert actual[name].tobytes() == expected[name].tobytes(), name
     # The first attempt's objects go when the job finishes; only the final weights remain.
+    final = {f"jobs/{job_id}/attempt-2/weights.{fmt}" for fmt in ("npz", "safetensors", "json")}
     poll(
-        lambda: all(k.startswith(f"jobs/{job_id}/attempt-2/weights.") for k in hosts.keys(f"jobs/{job_id}/")),
+        lambda: set(hosts.keys(f"jobs/{job_id}/")) == {*final, f"jobs/{job_id}/metrics.json"},
         10,
         what="the first attempt's objects to go",
     )

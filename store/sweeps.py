@@ -374,7 +374,12 @@ class SweepStore:
         if sweep is None:
             return None
         spec = sweep["spec"]
-        parameters = search.ask(spec, self.trial_states(sweep), slot)
+        try:
+            parameters = search.ask(spec, self.trial_states(sweep), slot)
+        except (ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+            # The reservation stays and runs out: the next dispatch after it asks again.
+            log.error("sweep %s slot %d: asking for parameters failed: %s", sweep_id, slot, exc)
+            return None
         job_spec = search.apply(spec["base"], parameters)
         job_spec["name"] = f"{spec.get('name') or 'sweep'}/trial-{slot}"
         try:

@@ -42,8 +42,15 @@ def run(spec: dict, n: int) -> list[dict]:
     return trials
 
 
-def test_asked_values_lie_in_the_space_with_the_spec_types():
-    for trial in run(sweep_spec(), 12):
+@pytest.fixture(scope="module")
+def forty() -> tuple[dict, list[dict]]:
+    """A 40-trial search of ``loss``: the spec and the trials, in order."""
+    spec = sweep_spec(seed=5, max_trials=40)
+    return spec, run(spec, 40)
+
+
+def test_asked_values_lie_in_the_space_with_the_spec_types(forty):
+    for trial in forty[1]:
         p = trial["parameters"]
         assert 1e-4 <= p["optimizer.learning_rate"] <= 1e-1 and isinstance(p["optimizer.learning_rate"], float)
         assert 8 <= p["model.hidden_layers.0"] <= 64 and isinstance(p["model.hidden_layers.0"], int)
@@ -57,9 +64,8 @@ def test_an_ask_depends_only_on_seed_slot_and_records():
     assert [t["parameters"] for t in first] != [t["parameters"] for t in other]
 
 
-def test_tpe_concentrates_on_the_good_region_after_the_random_start():
-    spec = sweep_spec(seed=1, max_trials=40)
-    trials = run(spec, 40)
+def test_tpe_concentrates_on_the_good_region_after_the_random_start(forty):
+    _, trials = forty
     start = search.startup_trials(40)
     random_part = sorted(t["best"]["objective"] for t in trials[:start])
     modelled = sorted(t["best"]["objective"] for t in trials[start:])
@@ -81,9 +87,8 @@ def test_running_failed_and_pruned_trials_enter_the_study():
     assert set(params) == set(SPACE)
 
 
-def test_importance_needs_eight_successes_and_gives_shares_summing_to_one():
-    spec = sweep_spec(seed=5, max_trials=40)
-    trials = run(spec, 40)
+def test_importance_needs_eight_successes_and_gives_shares_summing_to_one(forty):
+    spec, trials = forty
     assert search.importance(spec, trials[:7]) is None
     assert search.importance(spec, [{**t, "status": "failed"} for t in trials]) is None
     shares = search.importance(spec, trials)

@@ -9,18 +9,16 @@ import httpx
 import redis as redis_client
 from support import Service, poll
 
+BASE = {"dataset": "iris", "model": {"hidden_layers": [8]}, "training": {"epochs": 3, "batch_size": 32, "seed": 1}}
+SPACE = {
+    "optimizer.learning_rate": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-1},
+    "regularization.l2": {"distribution": "log_uniform", "low": 1e-6, "high": 1e-1},
+    "model.hidden_layers.0": {"distribution": "int_uniform", "low": 4, "high": 16},
+    "regularization.dropout": {"values": [0, 0.25]},
+}
 SWEEP = {
-    "base": {
-        "dataset": "iris",
-        "model": {"type": "mlp", "hidden_layers": [8]},
-        "training": {"epochs": 3, "batch_size": 32, "seed": 1},
-    },
-    "parameters": {
-        "optimizer.learning_rate": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-1},
-        "regularization.l2": {"distribution": "log_uniform", "low": 1e-6, "high": 1e-1},
-        "model.hidden_layers.0": {"distribution": "int_uniform", "low": 4, "high": 16},
-        "regularization.dropout": {"values": [0, 0.25]},
-    },
+    "base": BASE,
+    "parameters": SPACE,
     "strategy": "tpe",
     "max_trials": 9,
     "max_concurrent_trials": 1,

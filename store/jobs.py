@@ -10,6 +10,9 @@ Layout (every key under the ``trainapi:`` prefix):
 - ``jobs:{tenant}`` sorted set: the tenant's job ids by creation sequence.
 - ``active:{tenant}`` set: the tenant's queued and running jobs (the quota).
 - ``idem:{tenant}:{key}``: the job an ``Idempotency-Key`` created (24 h).
+- ``finished`` sorted set: finished jobs outside sweeps, by the time they
+  finished (every script that ends a job adds it), so that retention
+  (``TRAINAPI_RETENTION_DAYS``) finds the expired ones without a scan.
 
 The record in Redis, not Celery's broker, is the truth about a job. Each
 attempt a worker makes gets a fresh token; the writes of a running job
@@ -51,8 +54,17 @@ def now_iso() -> str:
 # Every script that starts, extends or ends a lease keeps the ``leases`` sorted set
 # (job id -> lease expiry) in step, so the reaper finds expired attempts without a scan.
 
-# KEYS: job, active set, leases, then the outbox's (webhooks). ARGV: token, now_iso, lease_expires, max_attempts,
-# now_epoch, worker, pid.
+# Prepended to the scripts that end a job: index it for retention unless it is a sweep's trial (its sweep keeps it).
+_FINISHED_LUA = """
+local function mark_finished(finished, record)
+  if (redis.call('HGET', record, 'sweep_id') or '') == '' then
+    redis.call('ZADD', finished, redis.call('TIME')[1], redis.call('HGET', record, 'id'))
+  end
+end
+"""
+
+# KEYS: job, active set, leases, then the outbox's (webhooks), finished. ARGV: token, now_iso, lease_expires,
+# max_attempts, now_epoch, worker, pid.
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
@@ -65,6 +77,7 @@ if status == 'cancelling' or redis.call('HGET', KEYS[1], 'cancel_requested') == 
   redis.call('SREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
   outbox_emit(KEYS[4], KEYS[5], 'job.cancelled', KEYS[1])
+  mark_finished(KEYS[6], KEYS[1])
   return {'cancelled'}
 end
 if status == 'running' then
@@ -81,6 +94,7 @@ if attempt > tonumber(ARGV[4]) then
   redis.call('SREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
   outbox_emit(KEYS[4], KEYS[5], 'job.failed', KEYS[1])
+  mark_finished(KEYS[6], KEYS[1])
   return {'exhausted'}
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'lease_token', ARGV[1], 'lease_expires', ARGV[3],
@@ -119,7 +133,7 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: job, active set, leases, then the outbox's (webhooks). ARGV: token, job id, then field/value pairs.
+# KEYS: job, active set, leases, then the outbox's (webhooks), finished. ARGV: token, job id, then field/value pairs.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -127,6 +141,7 @@ redis.call('HSET', KEYS[1], 'lease_token', '')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 outbox_emit(KEYS[4], KEYS[5], 'job.' .. redis.call('HGET', KEYS[1], 'status'), KEYS[1])
+mark_finished(KEYS[6], KEYS[1])
 return 1
 """
 
@@ -139,7 +154,7 @@ return 1
 """
 
 # Recover a job whose attempt stopped renewing its lease.
-# KEYS: job, active set, leases, then the outbox's (webhooks). ARGV: now_epoch, now_iso, job id.
+# KEYS: job, active set, leases, then the outbox's (webhooks), finished. ARGV: now_epoch, now_iso, job id.
 _REAP = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local expires = tonumber(redis.call('HGET', KEYS[1], 'lease_expires') or '0')
@@ -153,13 +168,14 @@ if status == 'cancelling' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
   redis.call('SREM', KEYS[2], ARGV[3])
   outbox_emit(KEYS[4], KEYS[5], 'job.cancelled', KEYS[1])
+  mark_finished(KEYS[6], KEYS[1])
   return 'cancelled'
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '')
 return 'requeued'
 """
 
-# KEYS: job, active set, then the outbox's (webhooks). ARGV: now_iso, job id. Returns the resulting status.
+# KEYS: job, active set, then the outbox's (webhooks), finished. ARGV: now_iso, job id. Returns the resulting status.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
@@ -167,6 +183,7 @@ if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1], 'cancel_requested', '1')
   redis.call('SREM', KEYS[2], ARGV[2])
   outbox_emit(KEYS[3], KEYS[4], 'job.cancelled', KEYS[1])
+  mark_finished(KEYS[5], KEYS[1])
   return 'cancelled'
 end
 if status == 'running' then
@@ -209,13 +226,13 @@ class JobStore:
         self.artifacts = artifacts
         # Reads on the event loop (store.redis.PipelinedReads): the API's lifespan sets it.
         self.ar: Any = None
-        self._claim = client.register_script(EMIT_LUA + _CLAIM)
+        self._claim = client.register_script(EMIT_LUA + _FINISHED_LUA + _CLAIM)
         self._append = client.register_script(EMIT_LUA + _APPEND_METRIC)
         self._renew = client.register_script(_RENEW)
-        self._finish = client.register_script(EMIT_LUA + _FINISH)
-        self._cancel = client.register_script(EMIT_LUA + _CANCEL)
+        self._finish = client.register_script(EMIT_LUA + _FINISHED_LUA + _FINISH)
+        self._cancel = client.register_script(EMIT_LUA + _FINISHED_LUA + _CANCEL)
         self._release = client.register_script(_RELEASE)
-        self._reap = client.register_script(EMIT_LUA + _REAP)
+        self._reap = client.register_script(EMIT_LUA + _FINISHED_LUA + _REAP)
         self._archive = client.register_script(_ARCHIVE_METRICS)
 
     # -- API side ------------------------------------------------------------
@@ -354,7 +371,10 @@ class JobStore:
         """Cancel a queued job now, or ask the running attempt to stop; returns the new status."""
         self.get(tenant, job_id)
         status = str(
-            self._cancel(keys=[key("job", job_id), key("active", tenant), *outbox_keys()], args=[now_iso(), job_id])
+            self._cancel(
+                keys=[key("job", job_id), key("active", tenant), *outbox_keys(), key("finished")],
+                args=[now_iso(), job_id],
+            )
         )
         if status in TERMINAL and status != "cancelled":
             raise Conflict(f"the job already {status}")
@@ -369,11 +389,7 @@ class JobStore:
     def delete(self, tenant: str, job_id: str) -> None:
         """Remove a finished job's record and metrics (the caller removes its stored objects first)."""
         self.check_deletable(self.get(tenant, job_id))
-        pipe = self.r.pipeline()
-        pipe.delete(key("job", job_id), key("job", job_id, "metrics"))
-        pipe.zrem(key("jobs", tenant), job_id)
-        pipe.srem(key("active", tenant), job_id)
-        pipe.execute()
+        self.purge(job_id)
 
     def discard(self, tenant: str, job_id: str, idempotency_key: str | None) -> None:
         """Undo :meth:`create` for a job that could not be queued."""
@@ -404,7 +420,7 @@ class JobStore:
         token = uuid.uuid4().hex
         now = time.time()
         result = self._claim(
-            keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys()],
+            keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished")],
             args=[token, now_iso(), now + lease_seconds, max_attempts, now, worker, pid],
         )
         outcome = str(result[0])
@@ -481,7 +497,7 @@ class JobStore:
         args: builtins.list[Any] = [token, job_id]
         for name, value in values.items():
             args += [name, json.dumps(value) if name in _JSON_FIELDS else _scalar(value)]
-        keys = [key("job", job_id), key("active", tenant), key("leases"), *outbox_keys()]
+        keys = [key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished")]
         if self._finish(keys=keys, args=args) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
@@ -498,12 +514,29 @@ class JobStore:
             record = self.r.hget(key("job", job_id), "tenant")
             tenant = record or ""
             outcome = self._reap(
-                keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys()],
+                keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished")],
                 args=[now, now_iso(), job_id],
             )
             if outcome == "requeued":
                 requeue.append(job_id)
         return requeue
+
+    # -- retention -----------------------------------------------------------
+
+    def finished_before(self, cutoff: float, limit: int = 100) -> builtins.list[str]:
+        """Up to ``limit`` jobs outside sweeps that finished before ``cutoff`` (epoch seconds), oldest first."""
+        return list(self.r.zrangebyscore(key("finished"), "-inf", cutoff, start=0, num=limit))
+
+    def purge(self, job_id: str) -> None:
+        """Remove a finished job's record, metrics and index entries (the caller removed its objects first)."""
+        tenant = self.r.hget(key("job", job_id), "tenant")
+        pipe = self.r.pipeline()
+        pipe.delete(key("job", job_id), key("job", job_id, "metrics"))
+        if tenant is not None:
+            pipe.zrem(key("jobs", tenant), job_id)
+            pipe.srem(key("active", tenant), job_id)
+        pipe.zrem(key("finished"), job_id)
+        pipe.execute()
 
     # -- decoding ------------------------------------------------------------
 

@@ -45,3 +45,14 @@ class Stores:
             catalog=Catalog(datasets),
             webhooks=WebhookStore(client),
         )
+
+    def expire_finished(self, cutoff: float, limit: int = 100) -> list[str]:
+        """Delete jobs (outside sweeps) that finished before ``cutoff``: objects first, then records.
+
+        Returns the ids deleted. Safe to run from several workers at once: every step is idempotent.
+        """
+        expired = self.jobs.finished_before(cutoff, limit)
+        for job_id in expired:
+            self.artifacts.delete_job(job_id)
+            self.jobs.purge(job_id)
+        return expired

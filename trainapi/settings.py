@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     s3_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to the object storage.")
     s3_read_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for each read from it.")
     s3_max_attempts: int = Field(default=4, ge=1, description="Tries of one storage request (standard backoff).")
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Unset: keep finished jobs. N: delete jobs (outside sweeps) N days after they finished, "
+        "records and stored objects.",
+    )
     cache_max_bytes: int = Field(
         default=2 * 1024**3, ge=0, description="A worker's local cache of datasets (with object storage)."
     )

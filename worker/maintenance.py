@@ -7,7 +7,9 @@ workers again, where they resume from their last checkpoint. Each expired job
 is taken by exactly one reaper (a Lua script decides). Sweep upkeep frees the
 slots of trials that ended without their runner noticing (cancelled while
 queued, failed after their last attempt) and sends the next trials, and
-recomputes the parameter importance of sweeps whose trials succeeded.
+recomputes the parameter importance of sweeps whose trials succeeded. With
+``TRAINAPI_RETENTION_DAYS`` it deletes jobs that finished longer ago than
+that (one worker at a time, at most once a minute).
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from store import workers
+from store.redis import key
+from store.storage import StorageUnavailable
 from store.stores import Stores
 from trainapi.settings import Settings
 
@@ -51,11 +56,31 @@ def start(settings: Settings, stores: Stores, hostname: str, requeue: Callable[[
                 for trial in sweeps.reconcile():
                     requeue(trial)
                 sweeps.update_importance()
+                if settings.retention_days:
+                    _expire(stores, settings.retention_days)
             except redis.RedisError as exc:  # Redis away: keep trying; readiness says so meanwhile
                 log.warning("maintenance skipped: %s", exc)
             _stop.wait(interval)
 
     threading.Thread(target=loop, name="trainapi-maintenance", daemon=True).start()
+
+
+#: How often, at most, some worker deletes expired jobs.
+RETENTION_PASS_SECONDS = 60
+
+
+def _expire(stores: Stores, days: float) -> None:
+    """Delete the jobs that finished more than ``days`` ago, if no worker did so within the last pass interval."""
+    if not stores.redis.set(key("retention", "pass"), "1", nx=True, ex=RETENTION_PASS_SECONDS):
+        return
+    cutoff = time.time() - days * 86400
+    try:
+        while expired := stores.expire_finished(cutoff):
+            log.info("retention: deleted %d jobs that finished over %g days ago", len(expired), days)
+            if _stop.is_set():
+                return
+    except StorageUnavailable as exc:  # the records stay until their objects can go
+        log.warning("retention paused, storage failed: %s", exc)
 
 
 def drain() -> None:

@@ -1,17 +1,26 @@
-"""The training specification: every knob of a training run, with defaults and bounds.
+"""The training specification: every knob of a training run, with defaults, bounds and a line of doc.
 
-The field names follow scikit-learn, Keras and H2O where they exist. The
-service validates the JSON body of a job against its own schema and hands the
-engine the plain dict; :func:`TrainSpec.from_dict` checks it again, so the
-engine can be used on its own with the same guarantees.
+This module is the one definition of a job's training spec. Each knob is a
+dataclass field declared with :func:`knob`: its default, its bounds (as data,
+:class:`Bounds`) and its description. :meth:`TrainSpec.from_dict` builds a
+spec from plain JSON-like data by the fields' types and checks the bounds and
+the rules that span fields, raising :class:`ConfigError` naming the field, so
+the engine can be used on its own with the same guarantees as the service.
+The service derives its request schema (``store/jobspec.py``) from these
+dataclasses: the same names, types, defaults, bounds and descriptions.
+
+The field names follow scikit-learn, Keras and H2O where they exist.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin
 
 from engine.errors import ConfigError
 
@@ -21,53 +30,98 @@ Task = Literal["auto", "regression", "classification"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine"]
 DType = Literal["auto", "float32", "float64"]
+#: Metrics early stopping may monitor (and a sweep may optimize).
+Monitor = Literal["val_loss", "val_accuracy", "val_r2", "val_mae", "train_loss", "accuracy", "r2", "mae"]
 
-MODEL_TYPES: tuple[str, ...] = ("linear", "logistic", "mlp")
-ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "sigmoid")
-TASKS: tuple[str, ...] = ("auto", "regression", "classification")
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES: tuple[str, ...] = ("constant", "step", "exponential", "cosine")
-DTYPES: tuple[str, ...] = ("auto", "float32", "float64")
-#: Metrics early stopping may monitor, and whether smaller is better.
-MONITORS: dict[str, bool] = {
-    "val_loss": True,
-    "val_accuracy": False,
-    "val_r2": False,
-    "val_mae": True,
-    "train_loss": True,
-    "accuracy": False,
-    "r2": False,
-    "mae": True,
-}
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+TASKS: tuple[str, ...] = get_args(Task)
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
+DTYPES: tuple[str, ...] = get_args(DType)
+#: Each monitored metric, and whether smaller is better.
+MONITORS: dict[str, bool] = {name: name in ("val_loss", "val_mae", "train_loss", "mae") for name in get_args(Monitor)}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Bounds of a numeric knob, or of each item of a list knob (``max_items``: the list's length)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    max_items: int | None = None
+
+    def holds(self, value: float) -> bool:
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def describe(self) -> str:
+        """``"must be in [0, 1)"``, ``"must be > 0"``, …: the message of a value out of bounds."""
+        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else None
+        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else None
+        if low and high:
+            return f"must be in {low}, {high}"
+        if low:
+            return f"must be {'>=' if self.ge is not None else '>'} {low[1:]}"
+        return f"must be {'<=' if self.le is not None else '<'} {high[:-1] if high else ''}"
+
+
+def knob(
+    default: Any,
+    doc: str = "",
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    max_items: int | None = None,
+    examples: list[Any] | None = None,
+) -> Any:
+    """A spec field: its default (a list default is copied per instance), bounds and description."""
+    bounds = Bounds(ge, gt, le, lt, max_items) if (ge, gt, le, lt, max_items) != (None,) * 5 else None
+    metadata = {"bounds": bounds, "doc": doc, "examples": examples}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def section(cls: type, doc: str = "", default: Any = dataclasses.MISSING) -> Any:
+    """A nested part of the spec (``model``, ``training``, …); ``default=None`` makes it optional."""
+    metadata = {"bounds": None, "doc": doc, "examples": None}
+    if default is None:
+        return field(default=None, metadata=metadata)
+    return field(default_factory=cls, metadata=metadata)
 
 
 @dataclass
 class ModelSpec:
-    """Model family and shape.
+    """Model family; ``hidden_layers`` and ``activation`` apply to ``mlp``.
 
-    ``hidden_layers`` and ``activation`` apply to ``mlp`` only; the output
-    head follows the task (identity for regression, sigmoid for two classes,
-    softmax for more).
+    The output head follows the task (identity for regression, sigmoid for
+    two classes, softmax for more).
     """
 
-    type: ModelType = "mlp"
-    hidden_layers: list[int] = field(default_factory=lambda: [64])
-    activation: Activation = "relu"
+    type: ModelType = knob("mlp", "linear: least squares; logistic: sigmoid/softmax classifier; mlp: neural network.")
+    hidden_layers: list[int] = knob([64], ge=1, le=65_536, max_items=16, examples=[[128, 64]])
+    activation: Activation = knob("relu")
 
 
 @dataclass
 class RegularizationSpec:
-    """Penalties on the weights (never the biases) and dropout rates.
+    """Objective = mean data loss + l1·Σ|w| + l2·Σw² over the weights (not biases); dropout rates in [0, 1)."""
 
-    The objective is ``mean data loss + l1 * sum|w| + l2 * sum w**2``.
-    ``dropout`` is one rate for every hidden layer or one rate per hidden
-    layer; ``input_dropout`` drops input features. Rates lie in [0, 1).
-    """
-
-    l1: float = 0.0
-    l2: float = 0.0
-    input_dropout: float = 0.0
-    dropout: float | list[float] = 0.0
+    l1: float = knob(0.0, "L1 strength, applied by a proximal (soft-threshold) step.", ge=0.0)
+    l2: float = knob(0.0, "L2 strength (the gradient gains 2·l2·w).", ge=0.0)
+    input_dropout: float = knob(0.0, "Drop probability of each input feature at train time.", ge=0.0, lt=1.0)
+    dropout: float | list[float] = knob(
+        0.0, "Drop probability of hidden units: one number for all hidden layers, or one per layer.", ge=0.0, lt=1.0
+    )
 
     def hidden_dropout(self, n_hidden: int) -> list[float]:
         """Dropout rate of each of ``n_hidden`` hidden layers."""
@@ -78,27 +132,27 @@ class RegularizationSpec:
 
 @dataclass
 class OptimizerSpec:
-    """Optimizer and its hyperparameters (unused ones are ignored by the others).
+    """Optimizer; fields that do not apply to the chosen one are ignored.
 
     ``momentum``/``nesterov`` belong to sgd; ``beta1``/``beta2`` to adam and
     adamw; ``rho`` (decay of the squared-gradient average) to rmsprop;
     ``weight_decay`` is adamw's decoupled decay; ``epsilon`` to all adaptive ones.
     """
 
-    name: OptimizerName = "adam"
-    learning_rate: float = 0.001
-    momentum: float = 0.9
-    nesterov: bool = False
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    rho: float = 0.9
-    weight_decay: float = 0.01
+    name: OptimizerName = knob("adam")
+    learning_rate: float = knob(0.001, gt=0.0, le=1e3)
+    momentum: float = knob(0.9, "sgd only.", ge=0.0, lt=1.0)
+    nesterov: bool = knob(False, "sgd only; needs momentum > 0.")
+    beta1: float = knob(0.9, ge=0.0, lt=1.0)
+    beta2: float = knob(0.999, ge=0.0, lt=1.0)
+    epsilon: float = knob(1e-8, gt=0.0)
+    rho: float = knob(0.9, "rmsprop's squared-gradient decay.", ge=0.0, lt=1.0)
+    weight_decay: float = knob(0.01, "adamw's decoupled weight decay.", ge=0.0)
 
 
 @dataclass
 class ScheduleSpec:
-    """Learning-rate schedule, evaluated once per epoch.
+    """Per-epoch learning-rate schedule with optional linear warm-up.
 
     ``step``: multiply by ``gamma`` every ``step_size`` epochs (gamma default
     0.1); ``exponential``: multiply by ``gamma`` every epoch (default 0.95);
@@ -106,54 +160,53 @@ class ScheduleSpec:
     may start with ``warmup_epochs`` of linear warm-up.
     """
 
-    name: ScheduleName = "constant"
-    step_size: int = 10
-    gamma: float | None = None
-    min_lr: float = 0.0
-    warmup_epochs: int = 0
+    name: ScheduleName = knob("constant")
+    step_size: int = knob(10, "step: epochs between decays.", ge=1)
+    gamma: float | None = knob(None, "Decay factor; default 0.1 (step), 0.95 (exp).", gt=0.0, le=1.0)
+    min_lr: float = knob(0.0, "cosine: final learning rate.", ge=0.0)
+    warmup_epochs: int = knob(0, ge=0)
 
 
 @dataclass
 class EarlyStoppingSpec:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs."""
 
-    monitor: str = "val_loss"
-    patience: int = 10
-    min_delta: float = 0.0
-    restore_best: bool = True
+    monitor: Monitor = knob("val_loss")
+    patience: int = knob(10, ge=1)
+    min_delta: float = knob(0.0, ge=0.0)
+    restore_best: bool = knob(True, "Keep the weights of the best epoch.")
 
 
 @dataclass
 class TrainingSpec:
-    """Loop settings: epochs, batches, splits, preprocessing, seed and limits.
+    """Loop settings. ``dtype`` auto: float64 for linear/logistic, float32 for mlp.
 
-    ``dtype`` ``auto`` trains linear and logistic models in float64 (they are
-    cheap and then match closed forms exactly) and MLPs in float32 (twice the
-    GEMM throughput).
+    Linear and logistic models are cheap and then match closed forms exactly;
+    MLPs get twice the GEMM throughput in float32.
     """
 
-    epochs: int = 50
-    batch_size: int = 64
-    validation_fraction: float = 0.2
-    test_fraction: float = 0.0
-    standardize: bool = True
-    shuffle: bool = True
-    seed: int = 0
-    early_stopping: EarlyStoppingSpec | None = None
-    max_runtime_seconds: float = 3600.0
-    dtype: DType = "auto"
+    epochs: int = knob(50, ge=1, le=100_000)
+    batch_size: int = knob(64, ge=1, le=1_000_000)
+    validation_fraction: float = knob(0.2, ge=0.0, lt=1.0)
+    test_fraction: float = knob(0.0, ge=0.0, lt=1.0)
+    standardize: bool = knob(True)
+    shuffle: bool = knob(True)
+    seed: int = knob(0, ge=0, le=2**63 - 1)
+    early_stopping: EarlyStoppingSpec | None = section(EarlyStoppingSpec, "null: train all epochs.", default=None)
+    max_runtime_seconds: float = knob(3600.0, gt=0.0)
+    dtype: DType = knob("auto")
 
 
 @dataclass
 class TrainSpec:
     """Everything the engine needs to train, apart from the data."""
 
-    task: Task = "auto"
-    model: ModelSpec = field(default_factory=ModelSpec)
-    regularization: RegularizationSpec = field(default_factory=RegularizationSpec)
-    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
-    lr_schedule: ScheduleSpec = field(default_factory=ScheduleSpec)
-    training: TrainingSpec = field(default_factory=TrainingSpec)
+    task: Task = knob("auto")
+    model: ModelSpec = section(ModelSpec)
+    regularization: RegularizationSpec = section(RegularizationSpec)
+    optimizer: OptimizerSpec = section(OptimizerSpec)
+    lr_schedule: ScheduleSpec = section(ScheduleSpec)
+    training: TrainingSpec = section(TrainingSpec)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None = None) -> TrainSpec:
@@ -180,25 +233,17 @@ class TrainSpec:
         return 0.95 if self.lr_schedule.name == "exponential" else 0.1
 
     def validate(self) -> None:
-        """Check bounds and cross-field rules; raise ConfigError naming the field."""
+        """Check each field's choices and bounds, then the rules that span fields; ConfigError names the field."""
+        _check_fields(self, "")
         m, r, o, s, t = self.model, self.regularization, self.optimizer, self.lr_schedule, self.training
-        _check(m.type in MODEL_TYPES, "model.type", f"must be one of {', '.join(MODEL_TYPES)}")
-        _check(m.activation in ACTIVATIONS, "model.activation", f"must be one of {', '.join(ACTIVATIONS)}")
-        _check(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}")
         if m.type == "mlp":
             _check(len(m.hidden_layers) >= 1, "model.hidden_layers", "an mlp needs at least one hidden layer")
-        for i, units in enumerate(m.hidden_layers):
-            _check(units >= 1, f"model.hidden_layers.{i}", "must be a positive number of units")
         if m.type == "linear":
             _check(
                 self.task != "classification", "model.type", "linear is least squares; use logistic for classification"
             )
         if m.type == "logistic":
             _check(self.task != "regression", "model.type", "logistic is a classifier; use linear for regression")
-
-        _finite_at_least(r.l1, 0.0, "regularization.l1")
-        _finite_at_least(r.l2, 0.0, "regularization.l2")
-        _rate(r.input_dropout, "regularization.input_dropout")
         n_hidden = len(m.hidden_layers) if m.type == "mlp" else 0
         if isinstance(r.dropout, list):
             _check(
@@ -206,50 +251,15 @@ class TrainSpec:
                 "regularization.dropout",
                 f"a list needs one rate per hidden layer ({n_hidden}), got {len(r.dropout)}",
             )
-            for i, p in enumerate(r.dropout):
-                _rate(p, f"regularization.dropout.{i}")
-        else:
-            _rate(r.dropout, "regularization.dropout")
-
-        _check(o.name in OPTIMIZERS, "optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}")
-        _check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optimizer.learning_rate", "must be > 0")
-        _check(0.0 <= o.momentum < 1.0, "optimizer.momentum", "must be in [0, 1)")
-        _check(0.0 <= o.beta1 < 1.0, "optimizer.beta1", "must be in [0, 1)")
-        _check(0.0 <= o.beta2 < 1.0, "optimizer.beta2", "must be in [0, 1)")
-        _check(0.0 <= o.rho < 1.0, "optimizer.rho", "must be in [0, 1)")
-        _check(math.isfinite(o.epsilon) and o.epsilon > 0, "optimizer.epsilon", "must be > 0")
-        _finite_at_least(o.weight_decay, 0.0, "optimizer.weight_decay")
         _check(not o.nesterov or o.momentum > 0, "optimizer.nesterov", "needs momentum > 0")
-
-        _check(s.name in SCHEDULES, "lr_schedule.name", f"must be one of {', '.join(SCHEDULES)}")
-        _check(s.step_size >= 1, "lr_schedule.step_size", "must be >= 1")
-        if s.gamma is not None:
-            _check(math.isfinite(s.gamma) and 0 < s.gamma <= 1, "lr_schedule.gamma", "must be in (0, 1]")
-        _finite_at_least(s.min_lr, 0.0, "lr_schedule.min_lr")
         _check(s.min_lr <= o.learning_rate, "lr_schedule.min_lr", "must not exceed optimizer.learning_rate")
-        _check(s.warmup_epochs >= 0, "lr_schedule.warmup_epochs", "must be >= 0")
-
-        _check(t.epochs >= 1, "training.epochs", "must be >= 1")
-        _check(t.batch_size >= 1, "training.batch_size", "must be >= 1")
-        _check(0.0 <= t.validation_fraction < 1.0, "training.validation_fraction", "must be in [0, 1)")
-        _check(0.0 <= t.test_fraction < 1.0, "training.test_fraction", "must be in [0, 1)")
         _check(
             t.validation_fraction + t.test_fraction < 0.9,
             "training.test_fraction",
             "validation_fraction + test_fraction must leave at least 10% for training",
         )
-        _check(t.seed >= 0, "training.seed", "must be >= 0")
-        _check(t.dtype in DTYPES, "training.dtype", f"must be one of {', '.join(DTYPES)}")
-        _check(
-            math.isfinite(t.max_runtime_seconds) and t.max_runtime_seconds > 0,
-            "training.max_runtime_seconds",
-            "must be > 0",
-        )
         es = t.early_stopping
         if es is not None:
-            _check(es.monitor in MONITORS, "training.early_stopping.monitor", f"must be one of {', '.join(MONITORS)}")
-            _check(es.patience >= 1, "training.early_stopping.patience", "must be >= 1")
-            _finite_at_least(es.min_delta, 0.0, "training.early_stopping.min_delta")
             _check(
                 not es.monitor.startswith("val_") or t.validation_fraction > 0,
                 "training.early_stopping.monitor",
@@ -264,72 +274,88 @@ class TrainSpec:
         return "float32" if self.model.type == "mlp" else "float64"
 
 
+# -- reading and checking fields by their declarations -----------------------------
+
+
+@cache
+def field_types(cls: Any) -> dict[str, Any]:
+    """The resolved type of each field of spec dataclass ``cls`` (the annotations are strings here)."""
+    return typing.get_type_hints(cls)
+
+
+def members(hint: Any) -> tuple[Any, ...]:
+    """The members of a union type (``X | Y``), or ``(hint,)``."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return get_args(hint)
+    return (hint,)
+
+
 def _check(ok: bool, path: str, message: str) -> None:
     if not ok:
         raise ConfigError(path, message)
 
 
-def _finite_at_least(value: float, low: float, path: str) -> None:
-    _check(math.isfinite(value) and value >= low, path, f"must be a finite number >= {low:g}")
-
-
-def _rate(value: float, path: str) -> None:
-    _check(0.0 <= value < 1.0, path, "a dropout rate must be in [0, 1)")
+def _check_fields(spec: Any, prefix: str) -> None:
+    """Each field of dataclass ``spec`` against its declaration: a choice among its Literal, its bounds."""
+    for f in dataclasses.fields(spec):
+        value, path, hint = getattr(spec, f.name), f"{prefix}{f.name}", field_types(spec.__class__)[f.name]
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{path}.")
+            continue
+        for member in members(hint):
+            if get_origin(member) is Literal:
+                choices = get_args(member)
+                _check(value in choices, path, f"must be one of {', '.join(choices)}")
+        for i, number in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(number, float):
+                _check(math.isfinite(number), f"{path}.{i}" if isinstance(value, list) else path, "must be finite")
+        bounds: Bounds | None = f.metadata.get("bounds")
+        if bounds is None or value is None:
+            continue
+        if isinstance(value, list):
+            if bounds.max_items is not None:
+                _check(len(value) <= bounds.max_items, path, f"at most {bounds.max_items} items")
+            for i, item in enumerate(value):
+                _check(bounds.holds(item), f"{path}.{i}", bounds.describe())
+        else:
+            _check(bounds.holds(value), path, bounds.describe())
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Instantiate dataclass ``cls`` from a dict, checking keys and scalar types."""
+    """Instantiate dataclass ``cls`` from a dict, checking keys and each value's type against the field's."""
     where = prefix.rstrip(".") or "spec"
     if not isinstance(data, dict):
         raise ConfigError(where, "must be an object")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    hints = field_types(cls)
+    unknown = sorted(set(data) - set(hints))
     if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown field (known: {', '.join(fields)})")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        path = f"{prefix}{name}"
-        kwargs[name] = _coerce(cls, name, value, path)
-    return cls(**kwargs)
+        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown field (known: {', '.join(hints)})")
+    return cls(**{name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()})
 
 
-_NESTED: dict[tuple[str, str], type] = {
-    ("TrainSpec", "model"): ModelSpec,
-    ("TrainSpec", "regularization"): RegularizationSpec,
-    ("TrainSpec", "optimizer"): OptimizerSpec,
-    ("TrainSpec", "lr_schedule"): ScheduleSpec,
-    ("TrainSpec", "training"): TrainingSpec,
-    ("TrainingSpec", "early_stopping"): EarlyStoppingSpec,
-}
-_INTS = {"epochs", "batch_size", "seed", "step_size", "warmup_epochs", "patience"}
-_BOOLS = {"nesterov", "standardize", "shuffle", "restore_best"}
-_STRS = {"type", "activation", "name", "monitor", "task", "dtype"}
-
-
-def _coerce(cls: type, name: str, value: Any, path: str) -> Any:
-    nested = _NESTED.get((cls.__name__, name))
-    if nested is not None:
-        if value is None and nested is EarlyStoppingSpec:
-            return None
-        return _build(nested, value, f"{path}.")
-    if name in _STRS:
-        if not isinstance(value, str):
-            raise ConfigError(path, "must be a string")
-        return value
-    if name in _BOOLS:
-        if not isinstance(value, bool):
-            raise ConfigError(path, "must be true or false")
-        return value
-    if name in _INTS:
-        return _integer(value, path)
-    if name == "hidden_layers":
-        if not isinstance(value, list):
-            raise ConfigError(path, "must be a list of layer widths")
-        return [_integer(v, f"{path}.{i}") for i, v in enumerate(value)]
-    if name == "dropout" and isinstance(value, list):
-        return [_number(v, f"{path}.{i}") for i, v in enumerate(value)]
-    if name == "gamma" and value is None:
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    """``value`` read as a field of type ``hint``; a union takes None, then a list, then its scalar member."""
+    options = members(hint)
+    if value is None and type(None) in options:
         return None
+    lists = [m for m in options if get_origin(m) is list]
+    if lists and isinstance(value, list):
+        (item,) = get_args(lists[0])
+        return [_coerce(item, v, f"{path}.{i}") for i, v in enumerate(value)]
+    scalars = [m for m in options if m is not type(None) and get_origin(m) is not list]
+    if not scalars:
+        raise ConfigError(path, "must be a list")
+    scalar = scalars[0]
+    if isinstance(scalar, type) and dataclasses.is_dataclass(scalar):
+        return _build(scalar, value, f"{path}.")
+    if get_origin(scalar) is Literal:
+        _check(isinstance(value, str), path, "must be a string")
+        return value
+    if scalar is bool:
+        _check(isinstance(value, bool), path, "must be true or false")
+        return value
+    if scalar is int:
+        return _integer(value, path)
     return _number(value, path)
 
 

@@ -7,10 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.spec import MONITORS, Monitor
 from store.jobspec import JOB_EXAMPLE, JobSpec
-
-Metric = Literal["val_loss", "val_accuracy", "val_r2", "val_mae", "train_loss", "accuracy", "r2", "mae"]
-SMALLER_IS_BETTER = {"val_loss", "val_mae", "train_loss", "mae"}
 
 
 class Parameter(BaseModel):
@@ -42,14 +40,14 @@ class Parameter(BaseModel):
 class Objective(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    metric: Metric = "val_loss"
+    metric: Monitor = "val_loss"
     mode: Literal["min", "max"] | None = Field(None, description="Default: min for losses and MAE, else max.")
 
     @property
     def smaller_is_better(self) -> bool:
         if self.mode is not None:
             return self.mode == "min"
-        return self.metric in SMALLER_IS_BETTER
+        return MONITORS[self.metric]
 
 
 class Pruning(BaseModel):

@@ -447,6 +447,47 @@ def test_app_services_use_the_redis_service_and_the_shared_data_volume(name: str
             assert variable.removeprefix("TRAINAPI_").lower() in Settings.model_fields, f"{variable} is not a setting"
 
 
+def _interpolated(value: str) -> str:
+    """A compose value with ``${VAR:-default}`` / ``${VAR-default}`` as compose resolves it when VAR is unset."""
+    pattern = re.compile(r"\$\{[A-Z0-9_]+:?-((?:[^${}]|\$\{[^}]*\})*)\}")
+    while pattern.search(value):
+        value = pattern.sub(lambda m: m.group(1), value)
+    return value
+
+
+def test_the_s3_profile_runs_minio_and_creates_the_bucket_before_the_app_starts():
+    minio, bucket = SERVICES["minio"], SERVICES["minio-bucket"]
+    assert minio["profiles"] == ["s3"] and bucket["profiles"] == ["s3"], "MinIO is optional: the `s3` profile"
+    assert minio["image"].startswith("minio/minio") and as_argv(minio["command"])[:2] == ["server", "/data"]
+    assert mounts(minio).get("/data") in COMPOSE["volumes"], "objects live in a named volume"
+    assert "ports" not in minio, "reached on the compose network only"
+    assert "mc ready local" in " ".join(minio["healthcheck"]["test"])
+    assert bucket["image"].startswith("minio/mc") and bucket["restart"] == "no", "a one-shot"
+    assert bucket["depends_on"]["minio"]["condition"] == "service_healthy"
+    script = " ".join(as_argv(bucket["command"]))
+    assert "mc mb --ignore-existing" in script and "http://minio:9000" in script
+    # The bucket it creates is the one TRAINAPI_STORAGE_URL names: run the script's parsing part in a shell.
+    env = environment(bucket)
+    parse = script.split(" && mc ")[0].replace("$$", "$") + ' && printf %s "$bucket"'
+    for url, expected in ((_interpolated(env["STORAGE_URL"]), "trainapi"), ("s3://models/prod/a", "models")):
+        out = subprocess.run(["sh", "-c", parse], env={"STORAGE_URL": url}, capture_output=True, text=True)
+        assert out.stdout == expected
+    assert environment(minio)["MINIO_ROOT_USER"] == env["MINIO_ROOT_USER"]
+    assert environment(minio)["MINIO_ROOT_PASSWORD"] == env["MINIO_ROOT_PASSWORD"]
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_take_object_storage_from_the_environment(name: str):
+    service = SERVICES[name]
+    wait = service["depends_on"]["minio-bucket"]
+    assert wait == {"condition": "service_completed_successfully", "required": False}, "optional: the s3 profile"
+    env = environment(service)
+    assert _interpolated(env["TRAINAPI_STORAGE_URL"]) == "", "unset: the data volume, as without the profile"
+    assert _interpolated(env["TRAINAPI_S3_ENDPOINT_URL"]) == "http://minio:9000"
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert _interpolated(env[variable]) == "", "no default credentials: the AWS chain (roles, files) applies"
+
+
 def test_api_and_worker_run_the_same_image():
     api, worker = SERVICES["api"], SERVICES["worker"]
     assert api.get("image") == worker.get("image")

@@ -1,6 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
 
-One service with API keys (tenants alpha and beta, two workers) and one browser serve the
+One service with API keys (tenants alpha and beta) and one browser serve the
 whole module. Every page visit fails the test on a console error or an uncaught exception,
 and a route on the browser context aborts (and records) any request that would leave the
 service's origin, and any URL that carries the API key. Each test saves screenshots of the
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from support import Service, poll, wait_for_job
 
-from store import workers as worker_registry
 from trainapi.keys import add_key
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -71,7 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for t, k in keys.items()
     }
     try:
-        start(service, workers=("w1", "w2"))
+        service.start()
         w = World(service, keys, clients)
         alpha, beta = clients["alpha"], clients["beta"]
 
@@ -112,22 +109,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     finally:
         for client in clients.values():
             client.close()
-        for proc in service.workers.values():
-            proc.send_signal(signal.SIGTERM)  # all warm shutdowns at once; stop() then waits for each
         service.stop()
-
-
-def start(service: Service, workers: tuple[str, ...]) -> None:
-    """Redis, then the workers and the API starting side by side (what ``service.start`` does one by one)."""
-    service.start_redis()
-    for name in workers:
-        service.start_worker(name, wait=False)
-    service.start_api()
-    client = redis.Redis.from_url(service.redis_url, decode_responses=True)
-    try:
-        poll(lambda: {w.split("@")[0] for w in worker_registry.live(client)} >= set(workers), 90, what="the workers")
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")

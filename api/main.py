@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, metrics
 from api.job_status import JobStatusRoute
 from api.limits import BodyLimit
 from api.routes import datasets, health, jobs, sweeps, ui, webhooks
+from api.routes import metrics as metrics_route
 from api.state import AppState
 from store.redis import PipelinedReads, connect_async
+from trainapi import logs
 from trainapi.settings import Settings
 
 log = logging.getLogger("trainapi.api")
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
     (the tests compare the two).
     """
     settings = settings or Settings()
+    logs.configure(settings.log_format)  # uvicorn has set up its loggers by now
     state = AppState.build(settings)
     if state.keys.open_mode:
         log.warning("no API keys configured: open single-tenant mode; bind to 127.0.0.1 only")
@@ -51,7 +54,8 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
         gc.collect()
         gc.freeze()
         try:
-            yield
+            async with metrics.serving(app.state.metrics, settings.redis_url):
+                yield
         finally:
             gc.unfreeze()
             await state.jobs.ar.aclose()
@@ -62,14 +66,18 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
         title="trainapi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.trainapi = state
+    app.state.metrics = metrics.Metrics(state.redis, settings.metrics_token)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     for router in (datasets.router, jobs.router, sweeps.router, webhooks.router):
         app.include_router(router, prefix="/v1")
     ui.install(app)
     app.add_middleware(BodyLimit, json_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes)
     if status_route:
-        app.add_middleware(JobStatusRoute, state=state)  # added last: in front of everything but the 500 handler
+        app.add_middleware(JobStatusRoute, state=state)
+    # Outermost but for the 500 handler: it sees every request, the status route's too.
+    app.add_middleware(metrics.RequestMetrics, recorder=app.state.metrics.recorder)
     return app
 
 

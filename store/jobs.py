@@ -36,6 +36,7 @@ import redis
 
 from store.artifacts import Artifacts
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
+from store.metrics import STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, plausible_id
 
@@ -73,6 +74,7 @@ if status == 'succeeded' or status == 'failed' or status == 'cancelled' or statu
 end
 local id = redis.call('HGET', KEYS[1], 'id')
 if status == 'cancelling' or redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
+  moved(KEYS[1], status, 'cancelled')
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
   redis.call('SREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
@@ -86,6 +88,7 @@ if status == 'running' then
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 if attempt > tonumber(ARGV[4]) then
+  moved(KEYS[1], status, 'failed')
   redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[2], 'lease_token', '',
     'attempt', attempt - 1,
     'error', cjson.encode({type='attempts_exhausted',
@@ -97,6 +100,7 @@ if attempt > tonumber(ARGV[4]) then
   mark_finished(KEYS[6], KEYS[1])
   return {'exhausted'}
 end
+moved(KEYS[1], status, 'running')
 redis.call('HSET', KEYS[1], 'status', 'running', 'lease_token', ARGV[1], 'lease_expires', ARGV[3],
   'worker', ARGV[6], 'worker_pid', ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[3], id)
@@ -136,7 +140,9 @@ return 1
 # KEYS: job, active set, leases, then the outbox's (webhooks), finished. ARGV: token, job id, then field/value pairs.
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+local old = redis.call('HGET', KEYS[1], 'status')
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+moved(KEYS[1], old, redis.call('HGET', KEYS[1], 'status'))
 redis.call('HSET', KEYS[1], 'lease_token', '')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
@@ -148,6 +154,7 @@ return 1
 # Give a job back to the queue (worker shutting down). KEYS: job, leases. ARGV: token, job id.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+moved(KEYS[1], redis.call('HGET', KEYS[1], 'status'), 'queued')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '', 'lease_expires', '0')
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
@@ -165,14 +172,29 @@ end
 if expires > tonumber(ARGV[1]) then return '' end
 redis.call('ZREM', KEYS[3], ARGV[3])
 if status == 'cancelling' then
+  moved(KEYS[1], status, 'cancelled')
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'lease_token', '')
   redis.call('SREM', KEYS[2], ARGV[3])
   outbox_emit(KEYS[4], KEYS[5], 'job.cancelled', KEYS[1])
   mark_finished(KEYS[6], KEYS[1])
   return 'cancelled'
 end
+moved(KEYS[1], status, 'queued')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '')
 return 'requeued'
+"""
+
+# Remove a job; its status leaves the counts once, however many deletes race.
+# KEYS: job, metrics, the tenant's jobs, active set, finished, then STATUS_KEYS. ARGV: job id.
+_DELETE = """
+redis.call('ZREM', KEYS[5], ARGV[1])
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+redis.call('HINCRBY', KEYS[#KEYS - 1], status, -1)
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+return 1
 """
 
 # KEYS: job, active set, then the outbox's (webhooks), finished. ARGV: now_iso, job id. Returns the resulting status.
@@ -180,6 +202,7 @@ _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
 if status == 'queued' then
+  moved(KEYS[1], status, 'cancelled')
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1], 'cancel_requested', '1')
   redis.call('SREM', KEYS[2], ARGV[2])
   outbox_emit(KEYS[3], KEYS[4], 'job.cancelled', KEYS[1])
@@ -187,6 +210,7 @@ if status == 'queued' then
   return 'cancelled'
 end
 if status == 'running' then
+  moved(KEYS[1], status, 'cancelling')
   redis.call('HSET', KEYS[1], 'status', 'cancelling', 'cancel_requested', '1')
   return 'cancelling'
 end
@@ -226,13 +250,16 @@ class JobStore:
         self.artifacts = artifacts
         # Reads on the event loop (store.redis.PipelinedReads): the API's lifespan sets it.
         self.ar: Any = None
-        self._claim = client.register_script(EMIT_LUA + _FINISHED_LUA + _CLAIM)
+        # Scripts that change a job's status emit its webhook events (store.outbox, EMIT_LUA), index finished
+        # jobs for retention (_FINISHED_LUA) and keep the counts of store.metrics (STATUS_LUA; STATUS_KEYS last).
+        self._claim = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _CLAIM)
         self._append = client.register_script(EMIT_LUA + _APPEND_METRIC)
         self._renew = client.register_script(_RENEW)
-        self._finish = client.register_script(EMIT_LUA + _FINISHED_LUA + _FINISH)
-        self._cancel = client.register_script(EMIT_LUA + _FINISHED_LUA + _CANCEL)
-        self._release = client.register_script(_RELEASE)
-        self._reap = client.register_script(EMIT_LUA + _FINISHED_LUA + _REAP)
+        self._finish = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _FINISH)
+        self._cancel = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _CANCEL)
+        self._release = client.register_script(STATUS_LUA + _RELEASE)
+        self._reap = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _REAP)
+        self._delete = client.register_script(_DELETE)
         self._archive = client.register_script(_ARCHIVE_METRICS)
 
     # -- API side ------------------------------------------------------------
@@ -279,9 +306,11 @@ class JobStore:
             "spec": json.dumps(spec),
             "dataset": json.dumps(dataset),
             "tags": json.dumps(spec.get("tags", {})),
+            "model": str(spec.get("model", {}).get("type", "unknown")),  # the label of store.metrics.FINISHED
         }
         pipe = self.r.pipeline()
         pipe.hset(key("job", job_id), mapping=record)
+        pipe.hincrby(STATUS_COUNTS, "queued", 1)
         pipe.zadd(key("jobs", tenant), {job_id: seq})
         if quota:
             pipe.sadd(active, job_id)
@@ -372,7 +401,7 @@ class JobStore:
         self.get(tenant, job_id)
         status = str(
             self._cancel(
-                keys=[key("job", job_id), key("active", tenant), *outbox_keys(), key("finished")],
+                keys=[key("job", job_id), key("active", tenant), *outbox_keys(), key("finished"), *STATUS_KEYS],
                 args=[now_iso(), job_id],
             )
         )
@@ -395,6 +424,7 @@ class JobStore:
         """Undo :meth:`create` for a job that could not be queued."""
         pipe = self.r.pipeline()
         pipe.delete(key("job", job_id))
+        pipe.hincrby(STATUS_COUNTS, "queued", -1)  # created queued a moment ago, in this request
         pipe.zrem(key("jobs", tenant), job_id)
         pipe.srem(key("active", tenant), job_id)
         if idempotency_key:
@@ -420,7 +450,14 @@ class JobStore:
         token = uuid.uuid4().hex
         now = time.time()
         result = self._claim(
-            keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished")],
+            keys=[
+                key("job", job_id),
+                key("active", tenant),
+                key("leases"),
+                *outbox_keys(),
+                key("finished"),
+                *STATUS_KEYS,
+            ],
             args=[token, now_iso(), now + lease_seconds, max_attempts, now, worker, pid],
         )
         outcome = str(result[0])
@@ -488,7 +525,7 @@ class JobStore:
 
     def release(self, job_id: str, token: str) -> None:
         """Put a running job back in the queue (its last checkpoint stays); raises StaleAttempt."""
-        if self._release(keys=[key("job", job_id), key("leases")], args=[token, job_id]) == -1:
+        if self._release(keys=[key("job", job_id), key("leases"), *STATUS_KEYS], args=[token, job_id]) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
     def finish(self, job_id: str, tenant: str, token: str, status: str, **fields: Any) -> None:
@@ -497,7 +534,7 @@ class JobStore:
         args: builtins.list[Any] = [token, job_id]
         for name, value in values.items():
             args += [name, json.dumps(value) if name in _JSON_FIELDS else _scalar(value)]
-        keys = [key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished")]
+        keys = [key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished"), *STATUS_KEYS]
         if self._finish(keys=keys, args=args) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
@@ -514,7 +551,14 @@ class JobStore:
             record = self.r.hget(key("job", job_id), "tenant")
             tenant = record or ""
             outcome = self._reap(
-                keys=[key("job", job_id), key("active", tenant), key("leases"), *outbox_keys(), key("finished")],
+                keys=[
+                    key("job", job_id),
+                    key("active", tenant),
+                    key("leases"),
+                    *outbox_keys(),
+                    key("finished"),
+                    *STATUS_KEYS,
+                ],
                 args=[now, now_iso(), job_id],
             )
             if outcome == "requeued":
@@ -529,14 +573,18 @@ class JobStore:
 
     def purge(self, job_id: str) -> None:
         """Remove a finished job's record, metrics and index entries (the caller removed its objects first)."""
-        tenant = self.r.hget(key("job", job_id), "tenant")
-        pipe = self.r.pipeline()
-        pipe.delete(key("job", job_id), key("job", job_id, "metrics"))
-        if tenant is not None:
-            pipe.zrem(key("jobs", tenant), job_id)
-            pipe.srem(key("active", tenant), job_id)
-        pipe.zrem(key("finished"), job_id)
-        pipe.execute()
+        tenant = self.r.hget(key("job", job_id), "tenant") or ""
+        self._delete(
+            keys=[
+                key("job", job_id),
+                key("job", job_id, "metrics"),
+                key("jobs", tenant),
+                key("active", tenant),
+                key("finished"),
+                *STATUS_KEYS,
+            ],
+            args=[job_id],
+        )
 
     # -- decoding ------------------------------------------------------------
 

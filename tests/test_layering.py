@@ -3,8 +3,8 @@
 ``engine <- worker -> store <- api`` (the store builds on the engine's spec):
 the engine imports NumPy, the standard library and safetensors only; the
 store knows neither the API nor the workers; the API never imports worker
-code (it sends tasks by name); ``trainapi.settings`` and ``trainapi.keys``
-are leaves everyone may use, and the CLI and process starter import no
+code (it sends tasks by name); ``trainapi.settings``, ``trainapi.keys`` and
+``trainapi.logs`` are leaves everyone may use, and the CLI and process starter import no
 service code (they start processes by module name). No two modules import
 each other, directly or around a longer loop.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "store", "worker", "api", "trainapi")
 ENGINE_ALLOWED = {"numpy", "safetensors", "engine"}
-LEAVES = ("trainapi.settings", "trainapi.keys")
+LEAVES = ("trainapi.settings", "trainapi.keys", "trainapi.logs")
 #: What each layer may import from the project (a prefix allows its submodules).
 ALLOWED = {
     "engine": ("engine",),

@@ -10,7 +10,7 @@ import sys
 import time
 from types import FrameType
 
-from trainapi import processes
+from trainapi import logs, processes
 from trainapi.keys import KeyRing, add_key
 from trainapi.settings import Settings
 
@@ -132,6 +132,7 @@ def keys_add(settings: Settings, tenant: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    logs.configure(settings.log_format)
     parser = argparse.ArgumentParser(prog="trainapi", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="Redis + workers + API on this machine")

@@ -7,6 +7,7 @@ passed down; nothing deeper reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,12 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(default=100, ge=1, description="Queued + running jobs per tenant (429 above).")
     max_attempts: int = Field(default=3, ge=1, description="Attempts of a job before it fails.")
     lease_seconds: float = Field(default=30.0, gt=0, description="A running attempt's lease; renewed every epoch.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object per log line, with job_id, attempt and tenant."
+    )
+    metrics_token: str | None = Field(
+        default=None, min_length=1, description="Bearer token GET /metrics requires; unset: /metrics is open."
+    )
 
     # Storage (SPEC §15): the data directory, or S3-compatible object storage shared by every host.
     storage_url: str | None = Field(

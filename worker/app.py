@@ -8,11 +8,16 @@ module and the maintenance thread both take them from this module.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import logging
+
 from celery import signals
 
 from store.artifacts import Artifacts
-from store.queue import Requeue, celery_app
+from store.queue import RUN_JOB, Requeue, celery_app
 from store.stores import Stores
+from trainapi import logs
 from trainapi.settings import Settings
 
 settings = Settings()
@@ -35,6 +40,33 @@ app.conf.update(
 # Workers keep datasets read from object storage in a bounded local cache.
 stores = Stores.open(settings.redis_url, Artifacts.open(settings, cache_bytes=settings.cache_max_bytes))
 requeue = Requeue(app, stores.jobs, settings.max_runtime_seconds)
+
+
+def _task_job_id(record: logging.LogRecord) -> bool:
+    """Give Celery's own lines about a run_job task (received, succeeded, retry) the job's id as a field."""
+    data = getattr(record, "data", None)
+    if isinstance(data, dict) and data.get("name") == RUN_JOB and getattr(record, "job_id", None) is None:
+        with contextlib.suppress(ValueError, SyntaxError, TypeError, IndexError):
+            record.job_id = str(ast.literal_eval(str(data["args"]))[0])  # the repr of the task's args
+    return True
+
+
+if settings.log_format == "json":
+    # Now, while Celery starts (its first warnings come before it sets up logging), and again in place of
+    # its own setup (a receiver of setup_logging replaces it); celeryd_init comes before the banner.
+
+    def _json_logs(loglevel: int | str | None = None, **_: object) -> None:
+        logs.configure("json", loglevel or logging.INFO)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_task_job_id)
+
+    _json_logs()
+    signals.setup_logging.connect(_json_logs, weak=False)
+
+    @signals.celeryd_init.connect
+    def _no_banner(instance: object = None, **_: object) -> None:
+        if instance is not None:
+            instance.quiet = True  # type: ignore[attr-defined]  # the banner is not a log line
 
 
 @signals.worker_ready.connect

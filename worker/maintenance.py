@@ -27,6 +27,7 @@ from store import workers
 from store.redis import key
 from store.storage import StorageUnavailable
 from store.stores import Stores
+from trainapi import logs
 from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def start(settings: Settings, stores: Stores, hostname: str, requeue: Callable[[
             try:
                 workers.beat(client, name)
                 for job_id in jobs.reap_expired():
-                    log.warning("job %s: its attempt's lease ran out; requeued", job_id)
+                    with logs.bind(job_id=job_id):
+                        log.warning("job %s: its attempt's lease ran out; requeued", job_id)
                     requeue(job_id)
                 for trial in sweeps.reconcile():
                     requeue(trial)

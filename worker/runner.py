@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,14 @@ import redis
 
 import engine
 from engine import export
+from store import metrics
 from store.artifacts import WEIGHT_FORMATS
 from store.errors import NotFound, StaleAttempt
 from store.jobs import TERMINAL, Claim
 from store.jobspec import JobSpec
 from store.storage import ObjectMissing, StorageUnavailable
 from store.stores import Stores
+from trainapi import logs
 from trainapi.settings import Settings
 from worker import pruning
 
@@ -38,6 +41,13 @@ log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.2
 #: Pause before handing back a job whose attempt the object storage failed, times the attempt number.
 STORAGE_BACKOFF_SECONDS = 1.0
+#: How often, at most, a running job sends its epoch timings to Redis (store.metrics).
+METRICS_FLUSH_SECONDS = 1.0
+
+
+def _timestamp(iso: str | None) -> float | None:
+    """Unix time of a record's ISO 8601 time, None when unset."""
+    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 @dataclass
@@ -72,9 +82,15 @@ class JobRunner:
         self.sweeps = stores.sweeps
         self.worker = worker
         self.requeue = requeue
+        # Epoch and job durations for GET /metrics, sent to Redis about once a second and after each attempt.
+        self.recorder = metrics.Recorder()
 
     def run(self, job_id: str) -> Outcome:
         """One attempt at ``job_id``; safe to call again for the same job (idempotent)."""
+        with logs.bind(job_id=job_id):
+            return self._run(job_id)
+
+    def _run(self, job_id: str) -> Outcome:
         try:
             record = self.jobs.load(job_id)
             if record is None:
@@ -92,14 +108,19 @@ class JobRunner:
                     self._trial_done(record)
                     self._archive_metrics(job_id)
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
-            log.info("job %s: attempt %d started", job_id, claim.attempt)
-            try:
-                outcome = self._train(record, claim)
-            except StorageUnavailable as exc:
-                outcome = self._storage_down(record, claim, exc)
+            claimed_at = time.time()
+            with logs.bind(tenant=record["tenant"], attempt=claim.attempt):
+                log.info("job %s: attempt %d started", job_id, claim.attempt)
+                try:
+                    outcome = self._train(record, claim)
+                except StorageUnavailable as exc:
+                    outcome = self._storage_down(record, claim, exc)
             if outcome.status in TERMINAL:
+                started = _timestamp(record.get("started_at")) or claimed_at
+                self.recorder.observe("job_duration_seconds", (outcome.status,), max(time.time() - started, 0.0))
                 self._trial_done(record, outcome.status)
                 self._archive_metrics(job_id)
+            self.send_metrics()
             return outcome
         except StaleAttempt as exc:
             log.warning("job %s: this attempt lost the job: %s", job_id, exc)
@@ -108,6 +129,13 @@ class JobRunner:
             # Without Redis nothing can be recorded; the lease runs out and the job is requeued.
             log.error("job %s: Redis unreachable, abandoning this attempt: %s", job_id, exc)
             return Outcome("interrupted", str(exc))
+
+    def send_metrics(self) -> None:
+        """Send the recorded timings to Redis; kept for the next try if Redis is away (never fails the job)."""
+        try:
+            self.recorder.flush(self.jobs.r)
+        except redis.RedisError as exc:
+            log.warning("could not send metrics to Redis: %s", exc)
 
     def _train(self, record: dict[str, Any], claim: Claim) -> Outcome:
         job_id, tenant = record["id"], record["tenant"]
@@ -312,6 +340,7 @@ class _Progress:
         self.sweep_id: str | None = record.get("sweep_id")
         self.sweep = runner.sweeps.config(self.sweep_id) if self.sweep_id else None
         self.epochs = int(record["spec"]["training"]["epochs"])
+        self.model = str(record["spec"]["model"]["type"])
         self.last_checkpoint: str | None = None
         # The best epoch's parameters when the engine does not keep them (no ``restore_best``).
         self.best_params: np.ndarray | None = None
@@ -338,6 +367,10 @@ class _Progress:
             self.stale = exc
             return
         self.epochs_done = epoch
+        recorder = runner.recorder
+        recorder.observe("epoch_seconds", (self.model,), float(metrics["epoch_seconds"]))
+        if recorder.due(METRICS_FLUSH_SECONDS):
+            runner.send_metrics()
         self.last_checkpoint = checkpoint_key
         if trainer.early.best_epoch == epoch and trainer.early.best_params is None:
             self.best_params, self.best_params_epoch = trainer.network.params.copy(), epoch

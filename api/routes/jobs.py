@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,7 +12,6 @@ import anyio
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from api import onnx_export
 from api.deps import JobsDep, StateDep, TenantDep
 from api.errors import ApiError, invalid
 from api.schemas.jobs import JobList, JobPublic, JobSpec, MetricsList, PredictRequest, PredictResponse
@@ -23,7 +23,9 @@ from store.artifacts import WEIGHT_FORMATS, Artifacts
 from store.errors import NotFound
 from store.jobs import STATUSES, TERMINAL
 from store.storage import ObjectMissing
+from trainapi import logs
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 #: How often an event stream looks for new epochs.
@@ -138,7 +140,9 @@ async def job_events(
 
 @router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job", responses=responses(401, 404, 409))
 def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
-    jobs.request_cancel(tenant, job_id)
+    status = jobs.request_cancel(tenant, job_id)
+    with logs.bind(job_id=job_id, tenant=tenant):
+        log.info("job %s: cancel requested, now %s", job_id, status)
     return view(jobs.get(tenant, job_id))
 
 
@@ -227,6 +231,8 @@ def get_weights(
     except ObjectMissing:
         raise NotFound("weights of job", job_id) from None
     if format == "onnx":
+        from api import onnx_export  # onnx takes a while to import; only this format needs it
+
         body, media_type = onnx_export.dumps(model), onnx_export.MEDIA_TYPE
     else:
         body, media_type = export.dumps(model, format), export.MEDIA_TYPES[format]

@@ -21,6 +21,7 @@ from api.state import AppState
 from store.errors import NotFound
 from store.jobspec import JobSpec
 from store.queue import send_run_job
+from trainapi import logs
 from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | No
         state.jobs.discard(tenant, record["id"], idempotency_key)
         raise unknown_dataset(job.dataset)
     if created:
+        with logs.bind(job_id=record["id"], tenant=tenant, attempt=0):
+            log.info("job %s: created, queued", record["id"])
         try:
             send_run_job(state.producer, record["id"], max_runtime_seconds=job.training.max_runtime_seconds)
         except QUEUE_ERRORS as exc:

@@ -13,6 +13,7 @@ from types import FrameType
 from api.webhooks.delivery import Deliverer
 from store.artifacts import Artifacts
 from store.stores import Stores
+from trainapi import logs
 from trainapi.settings import Settings
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="webhooks", help="consumer name; the host name is appended")
     args = parser.parse_args(argv)
     settings = Settings()
+    logs.configure(settings.log_format)
     if not settings.redis_url:
         logging.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
         return 2

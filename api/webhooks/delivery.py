@@ -28,6 +28,7 @@ twice and de-duplicates by ``webhook-id``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -43,7 +44,7 @@ from api.routes.sweeps import view as sweep_view
 from api.schemas.webhooks import endpoint_view
 from api.services.jobs import document
 from api.webhooks import signing, targets
-from store import workers
+from store import metrics, workers
 from store.jobs import JobStore
 from store.outbox import Event, Outbox
 from store.stores import Stores
@@ -84,6 +85,7 @@ class Deliverer:
         )
         self._busy = 0
         self._lock = threading.Lock()
+        self.recorder = metrics.Recorder()  # delivery outcomes for GET /metrics
 
     # -- the loop ----------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class Deliverer:
                         workers.beat(self.client, self.name, registry="webhooks")
                         for event in self.outbox.pending(100, min_idle_ms=ORPHAN_IDLE_MS):
                             self.fan_out(event)
+                        self.recorder.flush(self.client)
                         next_upkeep = time.monotonic() + UPKEEP_SECONDS
                     self.dispatch_due()
                     for event in self.outbox.read(100, self._block_ms()):
@@ -115,6 +118,8 @@ class Deliverer:
         finally:
             self.pool.shutdown(wait=True)
             self.http.close()
+            with contextlib.suppress(redis.RedisError):
+                self.recorder.flush(self.client)
             try:
                 workers.retire(self.client, self.name, registry="webhooks")
             except redis.RedisError as exc:  # its heartbeat goes stale and is forgotten
@@ -223,6 +228,7 @@ class Deliverer:
             duration_ms=duration_ms,
             next_due=next_due,
         )
+        self.recorder.inc("webhook_deliveries", (outcome,))
 
     def post(self, target: targets.Target, headers: dict[str, str], body: bytes) -> int:
         """POST ``body`` to the checked address; returns the status after reading at most 64 KiB."""

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis as redis_client
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from receiver import Received, Receiver
 from standardwebhooks import Webhook
 from support import Service, poll, wait_for_job
@@ -251,6 +252,15 @@ def test_receiver_down_then_up_gets_every_event_and_the_log_shows_attempts(hooke
         )[0]
         assert failed["attempts"] == 1 + len(RETRY.split(",")) and failed["delivered_at"] is None
         assert "ConnectError" in failed["last_error"] and failed["next_attempt_at"] is None
+
+    def counted() -> dict[str, float] | None:
+        """Delivery outcomes in GET /metrics once this test's have reached it (other tests add more)."""
+        text = httpx.get(f"{service.url}/metrics").text
+        families = [f for f in text_string_to_metric_families(text) if f.name == "trainapi_webhook_deliveries"]
+        got = {sample.labels["outcome"]: sample.value for f in families for sample in f.samples}
+        return got if got.get("delivered", 0) >= 2 and got.get("retry", 0) >= 4 and got.get("failed", 0) >= 1 else None
+
+    poll(counted, 30, what="the delivery outcomes in /metrics")
 
 
 def test_job_epoch_only_when_subscribed_explicitly(hooked, receiver):

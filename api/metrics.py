@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -128,10 +129,9 @@ def _histogram(name: str, help_text: str, labels: tuple[str, ...], fields: dict[
         series.setdefault(tuple(label_values), {})[bound] = float(value)
     bounds = [stats.le_label(b) for b in stats.BUCKETS[name]] + ["+Inf"]
     for series_labels, buckets in sorted(series.items()):
+        cumulative = list(itertools.accumulate(buckets.get(bound, 0.0) for bound in bounds))  # stored per bucket
         family.add_metric(
-            list(series_labels),
-            [(bound, buckets.get(bound, 0.0)) for bound in bounds],
-            sum_value=buckets.get("sum", 0.0),
+            list(series_labels), list(zip(bounds, cumulative, strict=True)), sum_value=buckets.get("sum", 0.0)
         )
     return family
 

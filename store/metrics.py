@@ -13,8 +13,8 @@ scrape time:
 - ``stats:finished`` hash, ``status|model`` → jobs that reached that terminal
   status (a counter: deleting a job does not lower it). Written by ``moved``.
 - ``stats:counter:{name}`` hashes, label values joined by ``|`` → count, and
-  ``stats:histogram:{name}`` hashes, ``labels|le`` → cumulative bucket count plus
-  ``labels|sum``: what processes observe (requests, epochs, job durations,
+  ``stats:histogram:{name}`` hashes, ``labels|le`` → the count of that bucket
+  alone (a scrape adds them up) plus ``labels|sum``: what processes observe (requests, epochs, job durations,
   webhook deliveries). A :class:`Recorder` adds to them in memory and
   :meth:`Recorder.flush` sends the sums in one pipeline, about once a second,
   so the hot paths never wait for Redis.
@@ -22,12 +22,13 @@ scrape time:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
@@ -83,32 +84,48 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self._counters: defaultdict[tuple[str, tuple[str, ...]], float] = defaultdict(float)
+        # (name, labels) -> the count of each bucket (not cumulative; the last one is above every bound), then the sum
+        self._histograms: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+        self._unsent: defaultdict[tuple[str, str], float] = defaultdict(float)  # a failed flush's, as Redis fields
         self._last_flush = time.monotonic()
 
-    def inc(self, name: str, labels: Sequence[str], by: float = 1.0) -> None:
+    def inc(self, name: str, labels: tuple[str, ...], by: float = 1.0) -> None:
         """Add ``by`` to counter ``name`` at ``labels`` (label values in the series' label order)."""
         with self._lock:
-            self._pending[(counter_key(name), SEPARATOR.join(labels))] += by
+            self._counters[(name, labels)] += by
 
-    def observe(self, name: str, labels: Sequence[str], value: float) -> None:
+    def observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
         """Add one observation ``value`` to histogram ``name`` at ``labels``."""
-        prefix = SEPARATOR.join(labels)
-        hkey = histogram_key(name)
+        bounds = BUCKETS[name]
+        slot = bisect.bisect_left(bounds, value)  # the first bound >= value: buckets are "less or equal"
         with self._lock:
-            pending = self._pending
-            for bound in BUCKETS[name]:
-                if value <= bound:
-                    pending[(hkey, f"{prefix}{SEPARATOR}{le_label(bound)}")] += 1
-            pending[(hkey, f"{prefix}{SEPARATOR}+Inf")] += 1
-            pending[(hkey, f"{prefix}{SEPARATOR}sum")] += value
+            counts = self._histograms.get((name, labels))
+            if counts is None:
+                counts = self._histograms[(name, labels)] = [0.0] * (len(bounds) + 2)
+            counts[slot] += 1
+            counts[-1] += value
 
     def take(self) -> dict[tuple[str, str], float]:
-        """Everything recorded since the last call, and forget it."""
+        """Everything recorded since the last call as ``{(Redis key, field): amount}``, and forget it.
+
+        A histogram's fields are ``labels|le`` with the count of that bucket alone (the collector adds
+        them up), ``labels|+Inf`` for values above every bound, and ``labels|sum``.
+        """
         with self._lock:
-            pending, self._pending = self._pending, defaultdict(float)
+            counters, self._counters = self._counters, defaultdict(float)
+            histograms, self._histograms = self._histograms, {}
+            pending, self._unsent = self._unsent, defaultdict(float)
             self._last_flush = time.monotonic()
-        return pending
+        for (name, labels), value in counters.items():
+            pending[(counter_key(name), SEPARATOR.join(labels))] += value
+        for (name, labels), counts in histograms.items():
+            hkey, prefix = histogram_key(name), SEPARATOR.join(labels)
+            edges = [le_label(bound) for bound in BUCKETS[name]] + ["+Inf", "sum"]
+            for edge, count in zip(edges, counts, strict=True):
+                if count:
+                    pending[(hkey, f"{prefix}{SEPARATOR}{edge}")] += count
+        return dict(pending)
 
     def due(self, interval: float) -> bool:
         return time.monotonic() - self._last_flush >= interval
@@ -147,7 +164,7 @@ class Recorder:
     def _restore(self, pending: dict[tuple[str, str], float]) -> None:
         with self._lock:
             for item, value in pending.items():
-                self._pending[item] += value
+                self._unsent[item] += value
 
 
 def read(client: redis.Redis, counters: Iterable[str], histograms: Iterable[str]) -> dict[str, dict[str, str]]:

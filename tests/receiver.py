@@ -39,6 +39,7 @@ class Receiver:
                 port = int(sock.getsockname()[1])
         self.port = port
         self.status = 200
+        self.headers: dict[str, str] = {}  # extra response headers
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -56,6 +57,8 @@ class Receiver:
                 with receiver._lock:
                     receiver.received.append(item)
                 self.send_response(receiver.status)
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

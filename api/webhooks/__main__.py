@@ -19,6 +19,7 @@ from trainapi.settings import Settings
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per POST otherwise; the deliveries log has them
     parser = argparse.ArgumentParser(prog="python -m api.webhooks", description=__doc__)
     parser.add_argument("--name", default="webhooks", help="consumer name; the host name is appended")
     args = parser.parse_args(argv)

@@ -126,7 +126,13 @@ class Deliverer:
                 log.warning("could not retire the consumer's heartbeat: %s", exc)
 
     def _block_ms(self) -> int:
-        """How long to wait for new events: until the next attempt is due, at most a second."""
+        """How long to wait for new events: until the next attempt is due, at most a second.
+
+        With every thread busy a due attempt cannot start anyway: wait 0.1 s rather than spin.
+        """
+        with self._lock:
+            if self._busy >= self.slots:
+                return 100
         due = self.webhooks.next_due()
         if due is None:
             return 1000

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import redis as redis_client
+import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from receiver import Received, Receiver
@@ -31,7 +35,7 @@ from trainapi import processes
 from trainapi.keys import add_key
 from trainapi.settings import Settings
 
-TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta")
+TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
 RETRY = "0.2,0.4,0.8,1.6"  # five attempts in about three seconds
 TERMINAL = ("succeeded", "failed", "cancelled")
 TINY = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 1}}
@@ -263,6 +267,21 @@ def test_receiver_down_then_up_gets_every_event_and_the_log_shows_attempts(hooke
     poll(counted, 30, what="the delivery outcomes in /metrics")
 
 
+def test_redirects_are_not_followed(hooked, receiver):
+    service, keys = hooked
+    receiver.status = 307
+    receiver.headers = {"location": receiver.url("/elsewhere")}
+    with _client(service, keys["theta"]) as client:
+        endpoint = _endpoint(client, receiver.url(), ["*"])
+        client.post(f"/v1/webhooks/{endpoint['id']}/test")
+        poll(lambda: _deliveries(client, endpoint["id"])[0]["attempts"] >= 2, 30, what="two attempts")
+        delivery = _deliveries(client, endpoint["id"])[0]
+        assert delivery["status"] == "pending" and delivery["last_status_code"] == 307
+        assert "307" in delivery["last_error"]
+        assert receiver.items("/elsewhere") == [] and len(receiver.items("/hook")) >= 2
+        client.delete(f"/v1/webhooks/{endpoint['id']}")
+
+
 def test_job_epoch_only_when_subscribed_explicitly(hooked, receiver):
     """Acceptance 6."""
     service, keys = hooked
@@ -341,6 +360,41 @@ def test_private_urls_refused_without_the_flag(hooked):
             assert response.status_code == 422, (url, response.text)
             assert response.json()["errors"][0]["field"] == "url"
         assert client.get("/v1/webhooks").json()["items"] == []
+
+
+def test_the_readme_receiver_verifies_deliveries(hooked, capsys):
+    """The README's ten-line receiver, run under uvicorn, gets a test event and refuses a forged one."""
+    service, keys = hooked
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("A receiver that verifies signatures") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
+    with _client(service, keys["eta"]) as client:
+        port = processes.free_port()
+        endpoint = _endpoint(client, f"http://127.0.0.1:{port}/hooks/trainapi", ["*"])
+        namespace: dict = {}
+        exec(compile(code.replace("whsec_…", endpoint["secret"]), "README.md", "exec"), namespace)
+        server = uvicorn.Server(uvicorn.Config(namespace["app"], host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            poll(lambda: server.started, 30, what="the README receiver")
+            webhook_id = client.post(f"/v1/webhooks/{endpoint['id']}/test").json()["webhook_id"]
+            poll(lambda: f"{webhook_id} webhook.test" in capsys.readouterr().out, 30, what="the receiver's output")
+            (delivery,) = _deliveries(client, endpoint["id"])
+            assert delivery["status"] == "delivered" and delivery["last_status_code"] == 204
+            forged = httpx.post(
+                f"http://127.0.0.1:{port}/hooks/trainapi",
+                content=b'{"type": "job.succeeded"}',
+                headers={
+                    "webhook-id": "msg_1",
+                    "webhook-timestamp": str(int(time.time())),
+                    "webhook-signature": "v1,AAAA",
+                },
+            )
+            assert forged.status_code == 400
+        finally:
+            server.should_exit = True
+            thread.join(10)
 
 
 def test_the_consumer_checks_the_address_again_at_delivery_time(tmp_path, receiver):

@@ -56,9 +56,11 @@ PREVIOUS_SECRET_SECONDS = 24 * 3600
 HISTORY_LENGTH = 20
 SECRET_PREFIX = "whsec_"
 
-# KEYS: endpoint, tenant index, subscribed. ARGV: tenant, epoch ('1' or '0'), seq, then field/value pairs.
+# KEYS: endpoint, tenant index, subscribed. ARGV: tenant, epoch ('1' or '0'), seq, most endpoints, then
+# field/value pairs. Returns 0 (and creates nothing) when the tenant has the most already.
 _CREATE = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], ARGV[3], redis.call('HGET', KEYS[1], 'id'))
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':job.epoch', 1) end
@@ -154,8 +156,6 @@ class WebhookStore:
 
     def create(self, tenant: str, url: str, events: builtins.list[str], description: str) -> dict[str, Any]:
         """A new endpoint; its record carries the secret (the API shows it once)."""
-        if self.r.zcard(key("webhooks", tenant)) >= MAX_ENDPOINTS:
-            raise Conflict(f"at most {MAX_ENDPOINTS} webhook endpoints per tenant; delete one first")
         endpoint_id = "wh_" + uuid.uuid4().hex
         seconds, micros = self.r.time()  # Redis's clock, the one outbox entry ids use
         record = {
@@ -169,12 +169,12 @@ class WebhookStore:
             "created_ms": str(int(seconds) * 1000 + int(micros) // 1000),
         }
         seq = self.r.incr(key("seq"))
-        args: builtins.list[Any] = [tenant, "1" if "job.epoch" in events else "0", seq]
+        args: builtins.list[Any] = [tenant, "1" if "job.epoch" in events else "0", seq, MAX_ENDPOINTS]
         for name, value in record.items():
             args += [name, value]
-        self._create(
-            keys=[key("webhook", endpoint_id), key("webhooks", tenant), key("webhooks", "subscribed")], args=args
-        )
+        keys = [key("webhook", endpoint_id), key("webhooks", tenant), key("webhooks", "subscribed")]
+        if not self._create(keys=keys, args=args):
+            raise Conflict(f"at most {MAX_ENDPOINTS} webhook endpoints per tenant; delete one first")
         return self.decode(record)
 
     def get(self, tenant: str, endpoint_id: str) -> dict[str, Any]:

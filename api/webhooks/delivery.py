@@ -99,17 +99,17 @@ class Deliverer:
                     if not ready:
                         self.outbox.ensure_group()
                         for event in self.outbox.pending(100, min_idle_ms=0, own=True):
-                            self.fan_out(event)
+                            self._fan_out_logged(event)
                         ready = True
                     if time.monotonic() >= next_upkeep:
                         workers.beat(self.client, self.name, registry="webhooks")
                         for event in self.outbox.pending(100, min_idle_ms=ORPHAN_IDLE_MS):
-                            self.fan_out(event)
+                            self._fan_out_logged(event)
                         self.recorder.flush(self.client)
                         next_upkeep = time.monotonic() + UPKEEP_SECONDS
                     self.dispatch_due()
                     for event in self.outbox.read(100, self._block_ms()):
-                        self.fan_out(event)
+                        self._fan_out_logged(event)
                     self.dispatch_due()
                 except redis.RedisError as exc:  # Redis away: nothing is lost; try again shortly
                     log.warning("webhook delivery paused: %s", exc)
@@ -148,6 +148,14 @@ class Deliverer:
             for endpoint in endpoints:
                 self.webhooks.add_delivery(endpoint["id"], event, body)
         self.outbox.done(event)
+
+    def _fan_out_logged(self, event: Event) -> None:
+        try:
+            self.fan_out(event)
+        except redis.RedisError:
+            raise
+        except Exception:  # a bug: the event stays pending (tried again in 30 s), the consumer lives on
+            log.exception("outbox event %s (%s) could not be fanned out", event.entry, event.type)
 
     def render(self, event: Event) -> bytes:
         """The body: ``{"type", "timestamp", "data"}``, ``data`` as the resource's GET returns it.

@@ -40,6 +40,8 @@ class Receiver:
         self.port = port
         self.status = 200
         self.headers: dict[str, str] = {}  # extra response headers
+        self.body = b"ok"  # the response body
+        self.cut_off = 0  # responses the client stopped reading before their end
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -59,9 +61,13 @@ class Receiver:
                 self.send_response(receiver.status)
                 for name, value in receiver.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(len(receiver.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.wfile.write(receiver.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    with receiver._lock:
+                        receiver.cut_off += 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

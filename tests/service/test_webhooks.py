@@ -35,7 +35,7 @@ from trainapi import processes
 from trainapi.keys import add_key
 from trainapi.settings import Settings
 
-TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
+TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota")
 RETRY = "0.2,0.4,0.8,1.6"  # five attempts in about three seconds
 TERMINAL = ("succeeded", "failed", "cancelled")
 TINY = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 1}}
@@ -286,6 +286,20 @@ def test_redirects_are_not_followed(hooked, receiver):
         assert "307" in delivery["last_error"]
         assert receiver.items("/elsewhere") == [] and len(receiver.items("/hook")) >= 2
         client.delete(f"/v1/webhooks/{endpoint['id']}")
+
+
+def test_at_most_64_kib_of_an_answer_is_read(hooked, receiver):
+    """A receiver answering 64 MiB: the consumer reads 64 KiB, closes, and records the delivery."""
+    service, keys = hooked
+    receiver.body = b"x" * (64 * 1024 * 1024)
+    with _client(service, keys["iota"]) as client:
+        endpoint = _endpoint(client, receiver.url(), ["*"])
+        client.post(f"/v1/webhooks/{endpoint['id']}/test")
+        (delivery,) = poll(
+            lambda: [d for d in _deliveries(client, endpoint["id"]) if d["status"] == "delivered"], 30, what="delivery"
+        )
+        assert delivery["attempts"] == 1 and delivery["last_status_code"] == 200
+        poll(lambda: receiver.cut_off == 1, 30, what="the receiver to see its answer cut off")
 
 
 def test_job_epoch_only_when_subscribed_explicitly(hooked, receiver):

@@ -194,6 +194,7 @@ def start_s3_server(log_file: Path, port: int | None = None) -> tuple[subprocess
     It keeps objects in memory: stopping it loses them.
     """
     port = port or free_port()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

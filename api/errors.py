@@ -15,11 +15,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.parsing import ParseError
 from engine.errors import ConfigError, InputError
 from store.errors import Conflict, NotFound, QuotaExceeded, StoreError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+
+
+#: The one map from a parse error's kind to its HTTP status and problem title.
+PARSE_ERROR_STATUS: dict[str, tuple[int, str]] = {
+    "invalid": (422, "Invalid dataset"),
+    "too_large": (413, "Payload too large"),
+    "unsupported_type": (415, "Unsupported media type"),
+}
 
 
 class ApiError(Exception):
@@ -46,6 +55,7 @@ class ApiError(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -53,6 +63,15 @@ class ApiError(Exception):
         self.detail = detail
         self.errors = errors
         self.headers = headers
+        self.extensions = extensions
+
+    @classmethod
+    def from_parse_error(cls, exc: ParseError) -> ApiError:
+        """The problem for a bad upload: status by kind, the field, and the bad cells (``bad_cells``) if any."""
+        status, title = PARSE_ERROR_STATUS[exc.kind]
+        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
+        extensions = {"bad_cells": [cell.as_dict() for cell in exc.cells]} if exc.cells else None
+        return cls(status, title, exc.detail, errors=errors, extensions=extensions)
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -68,6 +87,7 @@ def problem(
     instance: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://trainapi.dev/problems/{title.lower().replace(' ', '-')}",
@@ -79,6 +99,8 @@ def problem(
         body["instance"] = instance
     if errors is not None:
         body["errors"] = errors
+    if extensions:
+        body.update(extensions)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -104,8 +126,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return problem(
-            exc.status, exc.title, exc.detail, instance=request.url.path, errors=exc.errors, headers=exc.headers
+            exc.status,
+            exc.title,
+            exc.detail,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=exc.headers,
+            extensions=exc.extensions,
         )
+
+    @app.exception_handler(ParseError)
+    async def parse_error(request: Request, exc: ParseError) -> JSONResponse:
+        return await api_error(request, ApiError.from_parse_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

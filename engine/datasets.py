@@ -77,6 +77,12 @@ class Dataset:
         The learning task, or ``None`` when unknown (e.g. user uploads).
     description : str
         One line, including the data's source.
+    column_types : tuple of str or None
+        Per column of ``X``: ``"numeric"``, ``"boolean"`` (0/1) or
+        ``"categorical"`` (the index of the cell's level in ``levels``); NaN
+        in ``X`` marks a missing cell. None: every column numeric.
+    levels : tuple of (tuple of str or None) or None
+        Per column, a categorical column's levels (None for the others).
 
     Raises
     ------
@@ -91,6 +97,8 @@ class Dataset:
     target_name: str
     task: str | None
     description: str
+    column_types: tuple[str, ...] | None = None
+    levels: tuple[tuple[str, ...] | None, ...] | None = None
 
     def __post_init__(self) -> None:
         """Check shapes, dtypes and the task value."""
@@ -107,6 +115,19 @@ class Dataset:
             raise DatasetError(f"{self.name}: {len(self.feature_names)} feature names for {X.shape[1]} columns")
         if self.task is not None and self.task not in TASKS:
             raise DatasetError(f"{self.name}: task must be one of {', '.join(TASKS)} or None, got {self.task!r}")
+        if self.column_types is not None and len(self.column_types) != X.shape[1]:
+            raise DatasetError(f"{self.name}: {len(self.column_types)} column types for {X.shape[1]} columns")
+        if self.levels is not None and len(self.levels) != X.shape[1]:
+            raise DatasetError(f"{self.name}: {len(self.levels)} level lists for {X.shape[1]} columns")
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The type of every column of ``X`` (``numeric`` when not recorded)."""
+        return self.column_types if self.column_types is not None else ("numeric",) * self.n_features
+
+    def column_levels(self) -> tuple[tuple[str, ...] | None, ...]:
+        """The levels of every column of ``X`` (None for non-categorical ones)."""
+        return self.levels if self.levels is not None else (None,) * self.n_features
 
     @property
     def n_samples(self) -> int:
@@ -142,7 +163,20 @@ class Dataset:
         keep = [i for i in range(self.n_features) if i != index]
         X = np.column_stack([self.X[:, keep], self.y.astype(np.float64)])
         names = (*[self.feature_names[i] for i in keep], self.target_name)
-        return Dataset(self.name, X, self.X[:, index].copy(), names, column, None, self.description)
+        types, levels = self.types, self.column_levels()
+        y: NDArray[Any] = self.X[:, index].copy()
+        chosen = levels[index]
+        if types[index] == "categorical" and chosen is not None:
+            # The column's levels become the labels; a missing cell an empty label.
+            table = np.array(["", *chosen], dtype=np.str_)
+            y = table[np.where(np.isnan(y), 0, y + 1).astype(np.intp)]
+        column_types = None
+        if self.column_types is not None:
+            column_types = (*[types[i] for i in keep], "numeric")
+        new_levels = None
+        if self.levels is not None:
+            new_levels = (*[levels[i] for i in keep], None)
+        return Dataset(self.name, X, y, names, column, None, self.description, column_types, new_levels)
 
 
 class BuiltinInfo(TypedDict):

@@ -15,7 +15,9 @@ an exported network takes raw features and returns raw predictions:
 The metadata (a JSON object: in the safetensors header under ``"trainapi"``,
 the npz member ``metadata``, or the JSON document's ``"metadata"``) records
 the model type, layer sizes, activation, head, task, classes, feature names,
-the folded standardization and target scaling, the spec and the final metrics.
+the fitted column transformer (``preprocessing``, see :mod:`engine.columns`;
+null when the columns are numeric and complete), the folded standardization
+and target scaling, the spec and the final metrics.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def to_model(result: TrainResult) -> Model:
         "target_scaling": None
         if data.y_scaler is None
         else {"folded": True, "mean": float(data.y_scaler.mean[0]), "std": float(data.y_scaler.std[0])},
+        "preprocessing": None if data.encoder is None else data.encoder.to_dict(),
+        "rows_missing_target": data.n_missing_target,
         "spec": spec.to_dict(),
         "metrics": result.final_metrics,
         "best_epoch": result.best_epoch,

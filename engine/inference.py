@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine import activations, losses
+from engine.columns import ColumnEncoder
 from engine.errors import InputError
 
 
@@ -35,6 +36,8 @@ class Model:
             )
             for i in range(n_layers)
         ]
+        spec = self.metadata.get("preprocessing")
+        self.encoder = ColumnEncoder.from_dict(spec) if spec else None
 
     @property
     def n_features(self) -> int:
@@ -49,7 +52,10 @@ class Model:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or a list of rows
+            Rows in the order of ``metadata["feature_names"]``, or objects keyed
+            by column name. With a column transformer (``metadata["preprocessing"]``)
+            a cell may be text (categorical), true/false (boolean) or None (missing).
 
         Returns
         -------
@@ -80,6 +86,12 @@ class Model:
         return losses.predict_proba(self.head, self.decision_function(X))
 
     def _check(self, X: Any) -> np.ndarray:
+        if self.encoder is not None:
+            if not isinstance(X, list | tuple):
+                X = np.asarray(X, dtype=object).tolist()
+            return self.encoder.encode_rows(X)
+        if isinstance(X, list | tuple) and any(isinstance(row, dict) for row in X):
+            X = self._ordered(X)
         try:
             arr = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -90,3 +102,23 @@ class Model:
             row, col = np.argwhere(~np.isfinite(arr))[0]
             raise InputError(f"inputs contain NaN or Inf (row {row}, column {col})")
         return arr
+
+    def _ordered(self, rows: list[Any] | tuple[Any, ...]) -> list[Any]:
+        """Objects keyed by column name as lists in ``feature_names`` order."""
+        names = list(self.metadata["feature_names"])
+        known = set(names) | {self.metadata.get("target_name")}
+        out: list[Any] = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                out.append(row)
+                continue
+            unknown = sorted(set(row) - known)
+            if unknown:
+                raise InputError(f"row {i}: unknown column {unknown[0]!r}; the model's columns: {', '.join(names)}")
+            absent = [name for name in names if row.get(name) is None]
+            if absent:
+                raise InputError(
+                    f"row {i}: no value for column {absent[0]!r}; this model has no missing-value handling"
+                )
+            out.append([row[name] for name in names])
+        return out

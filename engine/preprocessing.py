@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.columns import ColumnEncoder
 from engine.datasets import Dataset
-from engine.errors import DatasetError
+from engine.errors import ConfigError, DatasetError
+from engine.spec import PreprocessingSpec
 
 #: Integer or string targets with at most this many distinct values are class labels.
 MAX_AUTO_CLASSES = 50
@@ -31,6 +33,15 @@ def infer_task(y: np.ndarray) -> str:
         if n_distinct <= min(MAX_AUTO_CLASSES, max(2, len(y) // 5)):
             return "classification"
     return "regression"
+
+
+def target_present(y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows whose target is present (not NaN, not an empty label); shape (n_samples,)."""
+    if y.dtype.kind == "f":
+        return ~np.isnan(y)
+    if y.dtype.kind == "U":
+        return y != ""
+    return np.ones(len(y), dtype=bool)
 
 
 def encode_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +144,10 @@ class PreparedData:
     target_name: str
     x_scaler: Scaler | None
     y_scaler: Scaler | None
+    #: The fitted column transformer (None: the selected columns are numeric and complete, used as they are).
+    encoder: ColumnEncoder | None = None
+    #: Rows left out because their target is missing.
+    n_missing_target: int = 0
 
     @property
     def n_features(self) -> int:
@@ -154,8 +169,16 @@ def prepare(
     standardize: bool,
     seed: int,
     dtype: np.dtype | str,
+    features: list[str] | None = None,
+    preprocessing: PreprocessingSpec | None = None,
 ) -> PreparedData:
     """Split, encode and standardize ``dataset`` for training.
+
+    Rows whose target is missing are left out (and counted). When the
+    selected columns are all numeric and complete they are used as they are;
+    otherwise a :class:`~engine.columns.ColumnEncoder` fitted on the train
+    split encodes them (imputation, one-hot, missing indicators) and
+    standardization applies to the numeric outputs only.
 
     Parameters
     ----------
@@ -167,32 +190,63 @@ def prepare(
         Standardize features (and regression targets) with train-split statistics.
     seed : int
     dtype : numpy dtype of the returned arrays.
+    features : list of str or None
+        Columns to train on; None: every column.
+    preprocessing : PreprocessingSpec or None
+        How to encode a table that is not all numeric and complete (default settings when None).
     """
     X = np.asarray(dataset.X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] != len(dataset.y):
         raise DatasetError("features must be a 2-D array with one row per target value")
-    if not np.all(np.isfinite(X)):
-        row, col = np.argwhere(~np.isfinite(X))[0]
+    options = preprocessing if preprocessing is not None else PreprocessingSpec()
+    selected = _select(dataset, features)
+    names = tuple(dataset.feature_names[i] for i in selected)
+    types = tuple(dataset.types[i] for i in selected)
+    levels = tuple(dataset.column_levels()[i] for i in selected)
+    if len(selected) != dataset.n_features:
+        X = X[:, selected]
+    y_all = np.asarray(dataset.y)
+    present = target_present(y_all)
+    n_missing_target = int(len(y_all) - np.count_nonzero(present))
+    if n_missing_target:
+        if n_missing_target == len(y_all):
+            raise DatasetError("every row's target is missing")
+        X, y_all = X[present], y_all[present]
+    if np.isinf(X).any():
+        row, col = np.argwhere(np.isinf(X))[0]
         raise DatasetError(f"features contain NaN or Inf (row {row}, column {col})")
-    resolved = infer_task(dataset.y) if task == "auto" else task
+    # NaN marks a missing cell; numeric, complete columns are used as they are.
+    plain = all(kind == "numeric" for kind in types) and not np.isnan(X).any()
+    if not plain:
+        ColumnEncoder.check_gaps(X, names, types, options)
+    resolved = infer_task(y_all) if task == "auto" else task
     classes: np.ndarray | None = None
     if resolved == "classification":
-        y, classes = encode_labels(np.asarray(dataset.y))
+        y, classes = encode_labels(y_all)
         labels: np.ndarray | None = y
     else:
-        if dataset.y.dtype.kind not in "iuf":
+        if y_all.dtype.kind not in "iuf":
             raise DatasetError("regression needs a numeric target")
-        y = np.asarray(dataset.y, dtype=np.float64)
+        y = np.asarray(y_all, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise DatasetError(f"target contains NaN or Inf (row {int(np.flatnonzero(~np.isfinite(y))[0])})")
         labels = None
     train, val, test = split_indices(len(y), labels, validation_fraction, test_fraction, seed)
     if len(train) < 2:
         raise DatasetError(f"too few rows to train on ({len(train)} after holding out validation and test rows)")
+    encoder: ColumnEncoder | None = None
+    if not plain:
+        ignored = [name for name in dataset.feature_names if name not in names] + [dataset.target_name]
+        encoder = ColumnEncoder.fit(X[train], names, types, levels, options, ignored)
+        X = encoder.transform(X, levels)
     x_scaler = Scaler.fit(X[train]) if standardize else None
+    if x_scaler is not None and encoder is not None:
+        # One-hot outputs and missing indicators stay 0/1; only the numeric values are standardized.
+        keep = encoder.standardized
+        x_scaler = Scaler(mean=np.where(keep, x_scaler.mean, 0.0), std=np.where(keep, x_scaler.std, 1.0))
     y_scaler = Scaler.fit(y[train][:, None]) if standardize and resolved == "regression" else None
 
-    def features(rows: np.ndarray) -> np.ndarray:
+    def inputs(rows: np.ndarray) -> np.ndarray:
         part = X[rows]
         if x_scaler is not None:
             part = x_scaler.transform(part)
@@ -206,15 +260,29 @@ def prepare(
 
     return PreparedData(
         task=resolved,
-        X_train=features(train),
+        X_train=inputs(train),
         y_train=targets(train),
-        X_val=features(val),
+        X_val=inputs(val),
         y_val=targets(val),
-        X_test=features(test),
+        X_test=inputs(test),
         y_test=targets(test),
         classes=classes,
-        feature_names=tuple(dataset.feature_names),
+        feature_names=names,
         target_name=dataset.target_name,
         x_scaler=x_scaler,
         y_scaler=y_scaler,
+        encoder=encoder,
+        n_missing_target=n_missing_target,
     )
+
+
+def _select(dataset: Dataset, features: list[str] | None) -> list[int]:
+    """Indices of the ``features`` columns in dataset order; ConfigError naming an unknown one."""
+    if features is None:
+        return list(range(dataset.n_features))
+    index = {name: i for i, name in enumerate(dataset.feature_names)}
+    for name in features:
+        if name not in index:
+            hint = " (it is the target)" if name == dataset.target_name else ""
+            raise ConfigError("features", f"no feature column {name!r} in dataset {dataset.name!r}{hint}")
+    return sorted(index[name] for name in features)

@@ -30,6 +30,9 @@ Task = Literal["auto", "regression", "classification"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScheduleName = Literal["constant", "step", "exponential", "cosine"]
 DType = Literal["auto", "float32", "float64"]
+CategoricalEncoding = Literal["onehot"]
+NumericImputation = Literal["mean", "median", "zero", "none"]
+CategoricalImputation = Literal["most_frequent", "missing_level", "none"]
 #: Metrics early stopping may monitor (and a sweep may optimize).
 Monitor = Literal["val_loss", "val_accuracy", "val_r2", "val_mae", "train_loss", "accuracy", "r2", "mae"]
 
@@ -198,10 +201,35 @@ class TrainingSpec:
 
 
 @dataclass
+class PreprocessingSpec:
+    """How a table's columns become model inputs (``engine/columns.py``), fitted on the train split only.
+
+    Used when the chosen columns are not all numeric and complete; then
+    standardization applies to the numeric inputs only.
+    """
+
+    categorical: CategoricalEncoding = knob("onehot", "Categorical (text) columns: one-hot encoding.")
+    max_categories: int = knob(
+        50, "Most inputs per categorical column; the rarer levels of the train split share one.", ge=2, le=10_000
+    )
+    impute_numeric: NumericImputation = knob(
+        "mean", "Fill gaps in numeric and boolean columns with the train split's mean, median or zero; none: refuse."
+    )
+    impute_categorical: CategoricalImputation = knob(
+        "most_frequent", "Fill gaps in categorical columns with the most frequent level, or a level of their own."
+    )
+    missing_indicators: bool = knob(False, "Add a 0/1 input per column with gaps in the train split.")
+
+
+@dataclass
 class TrainSpec:
     """Everything the engine needs to train, apart from the data."""
 
     task: Task = knob("auto")
+    features: list[str] | None = knob(
+        None, "Columns to train on; null: every column but the target.", max_items=10_000, examples=[["age", "city"]]
+    )
+    preprocessing: PreprocessingSpec = section(PreprocessingSpec, "How a table's columns become model inputs.")
     model: ModelSpec = section(ModelSpec)
     regularization: RegularizationSpec = section(RegularizationSpec)
     optimizer: OptimizerSpec = section(OptimizerSpec)
@@ -252,6 +280,9 @@ class TrainSpec:
                 f"a list needs one rate per hidden layer ({n_hidden}), got {len(r.dropout)}",
             )
         _check(not o.nesterov or o.momentum > 0, "optimizer.nesterov", "needs momentum > 0")
+        if self.features is not None:
+            _check(len(self.features) >= 1, "features", "name at least one column")
+            _check(len(set(self.features)) == len(self.features), "features", "names a column twice")
         _check(s.min_lr <= o.learning_rate, "lr_schedule.min_lr", "must not exceed optimizer.learning_rate")
         _check(
             t.validation_fraction + t.test_fraction < 0.9,
@@ -353,6 +384,9 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         return value
     if scalar is bool:
         _check(isinstance(value, bool), path, "must be true or false")
+        return value
+    if scalar is str:
+        _check(isinstance(value, str), path, "must be a string")
         return value
     if scalar is int:
         return _integer(value, path)

@@ -316,6 +316,8 @@ def train(
         spec.training.standardize,
         spec.training.seed,
         spec.dtype_name,
+        features=spec.features,
+        preprocessing=spec.preprocessing,
     )
     trainer = Trainer(spec, data)
     if resume_from is not None:

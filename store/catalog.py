@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import engine
-from engine.preprocessing import MAX_AUTO_CLASSES, infer_task
+from engine.preprocessing import MAX_AUTO_CLASSES, infer_task, target_present
 from store.datasets import DatasetStore
 from store.errors import Conflict
 
@@ -79,9 +79,14 @@ class Catalog:
         dataset = engine.load_builtin(ident, seed=0) if self.is_builtin(ident) else self.datasets.load(tenant, ident)
         return dataset.with_target(target) if target else dataset
 
-    def add(self, tenant: str, dataset: engine.Dataset) -> dict[str, Any]:
-        """Store an upload (its ``name`` is the dataset's) and return its record."""
-        return self.datasets.create(tenant, dataset, label_summary(dataset.y))
+    def add(self, tenant: str, dataset: engine.Dataset, about: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store an upload (its ``name`` is the dataset's) and return its record.
+
+        ``about`` adds to the record what the parser found (the ``columns`` summary, ``notes``); the task
+        guess and classes come from the rows whose target is present.
+        """
+        present = dataset.y[target_present(dataset.y)]
+        return self.datasets.create(tenant, dataset, {**label_summary(present), **(about or {})})
 
     def delete(self, tenant: str, ident: str) -> None:
         """Delete an upload; Conflict for a built-in, or while queued or running jobs or sweeps need it."""
@@ -95,12 +100,23 @@ class Catalog:
         A missing or non-finite number is ``None``; NotFound as :meth:`resolve`.
         """
         record = self.resolve(tenant, ident)
-        dataset = self.load(tenant, ident)
-        X, y = dataset.X[:limit], dataset.y[:limit]
+        ds = self.load(tenant, ident)
+        X, y = ds.X[:limit], ds.y[:limit]
+        kinds, levels = ds.types, ds.column_levels()
         columns = [*record["feature_names"], record["target_name"]]
-        rows = [[*map(_cell, row), _cell(label)] for row, label in zip(X.tolist(), y.tolist(), strict=True)]
+        rows = [
+            [*(_cell(v, kinds[j], levels[j]) for j, v in enumerate(row)), _cell(label, "numeric", None)]
+            for row, label in zip(X.tolist(), y.tolist(), strict=True)
+        ]
         return {"columns": columns, "rows": rows, "n_samples": record["n_samples"]}
 
 
-def _cell(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+def _cell(value: Any, kind: str, levels: tuple[str, ...] | None) -> Any:
+    """A cell as JSON: a missing one (NaN, an empty label) is None, a level its text, a boolean true/false."""
+    if (isinstance(value, float) and not math.isfinite(value)) or value == "":
+        return None
+    if kind == "categorical" and levels is not None:
+        return levels[int(value)]
+    if kind == "boolean":
+        return bool(value)
+    return value

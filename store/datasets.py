@@ -36,7 +36,7 @@ from store.errors import InUse, NotFound
 from store.jobs import now_iso
 from store.redis import PREFIX, key, plausible_id
 
-_JSON_FIELDS = ("classes", "feature_names", "target_numeric")
+_JSON_FIELDS = ("classes", "feature_names", "target_numeric", "columns", "notes")
 #: How long an upload or a delete may hold the lock of one stored object (a slow PUT of a large file).
 BLOB_LOCK_SECONDS = 300
 
@@ -91,13 +91,20 @@ class DatasetStore:
         self._delete = client.register_script(_DELETE)
 
     def create(self, tenant: str, dataset: engine.Dataset, summary: dict[str, Any]) -> dict[str, Any]:
-        """Store the upload ``dataset`` (its arrays, under its ``name``) and return the record.
+        """Store the upload ``dataset`` (its arrays and column types, under its ``name``) and return the record.
 
-        ``summary`` carries what the caller derived (task guess, classes).
+        ``summary`` carries what the caller derived (task guess, classes,
+        column summaries, notes).
         """
         X, y, feature_names = dataset.X, dataset.y, dataset.feature_names
         dataset_id = "ds_" + uuid.uuid4().hex
-        blob = npz_bytes({"X": X, "y": y, "feature_names": np.array(feature_names, dtype=str)})
+        tables: dict[str, np.ndarray] = {}
+        if dataset.column_types is not None:
+            tables["column_types"] = np.array(dataset.column_types, dtype=str)
+        for j, column_levels in enumerate(dataset.levels or ()):
+            if column_levels is not None:
+                tables[f"levels.{j}"] = np.array(column_levels, dtype=str)
+        blob = npz_bytes({"X": X, "y": y, "feature_names": np.array(feature_names, dtype=str), **tables})
         sha256 = hashlib.sha256(blob).hexdigest()
         record: dict[str, Any] = {
             "id": dataset_id,
@@ -175,8 +182,16 @@ class DatasetStore:
         except NotFound:
             raise NotFound("dataset", dataset_id) from None
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            X, y, names = npz["X"], npz["y"], tuple(str(n) for n in npz["feature_names"])
-        return engine.Dataset(info["name"], X, y, names, info["target_name"], None, "uploaded")
+            names = tuple(str(n) for n in npz["feature_names"])
+            column_types = tuple(str(k) for k in npz["column_types"]) if "column_types" in npz.files else None
+            levels = None
+            if any(member.startswith("levels.") for member in npz.files):
+                levels = tuple(
+                    tuple(str(v) for v in npz[f"levels.{j}"]) if f"levels.{j}" in npz.files else None
+                    for j in range(len(names))
+                )
+            X, y = npz["X"], npz["y"]
+        return engine.Dataset(info["name"], X, y, names, info["target_name"], None, "uploaded", column_types, levels)
 
     @staticmethod
     def _object_key(record: dict[str, Any]) -> str:

@@ -79,7 +79,14 @@ def schema_of(cls: type) -> type[BaseModel]:
 
 if TYPE_CHECKING:
     # Type checkers read the fields as the engine's dataclasses, which have the same attributes.
-    from engine.spec import ModelSpec, OptimizerSpec, RegularizationSpec, ScheduleSpec, TrainingSpec
+    from engine.spec import (
+        ModelSpec,
+        OptimizerSpec,
+        PreprocessingSpec,
+        RegularizationSpec,
+        ScheduleSpec,
+        TrainingSpec,
+    )
 else:
     ModelSpec = schema_of(engine_spec.ModelSpec)
     RegularizationSpec = schema_of(engine_spec.RegularizationSpec)
@@ -87,6 +94,7 @@ else:
     ScheduleSpec = schema_of(engine_spec.ScheduleSpec)
     TrainingSpec = schema_of(engine_spec.TrainingSpec)
     EarlyStoppingSpec = schema_of(engine_spec.EarlyStoppingSpec)
+    PreprocessingSpec = schema_of(engine_spec.PreprocessingSpec)
 
 ENGINE_FIELDS = tuple(f.name for f in dataclasses.fields(TrainSpec))
 
@@ -118,6 +126,10 @@ class JobSpec(_Strict):
     )
     target: str | None = Field(None, max_length=200, description="Target column; null: the dataset's own.")
     task: Task = Field(TrainSpec.task)
+    features: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=10_000, description="Columns to train on; null: every column but the target."
+    )
+    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)

@@ -50,8 +50,35 @@ def wait_for_job(client: httpx.Client, job_id: str, statuses: tuple[str, ...] = 
 def numpy_forward(tensors: dict[str, np.ndarray], metadata: dict) -> Callable[[Any], tuple[list, np.ndarray | None]]:
     """The README's recipe: predictions from a downloaded weights file with nothing but NumPy."""
 
+    def encode(rows: Any) -> np.ndarray:
+        pre = metadata.get("preprocessing")
+        if pre is None:  # numeric, complete columns: the rows are the inputs
+            return np.asarray(rows, dtype=np.float64)
+        out = []
+        for row in rows:
+            if isinstance(row, dict):
+                row = [row.get(c["name"]) for c in pre["columns"]]
+            values: list[float] = []
+            for c, v in zip(pre["columns"], row, strict=True):
+                missing = v is None
+                if c["type"] == "categorical":
+                    level = c["fill"] if missing else str(v).strip()
+                    values += [float(level == known) for known in c["levels"]]
+                    if c["pooled"]:
+                        values.append(float(level in c["pooled"]))
+                    if c["missing_level"]:
+                        values.append(float(missing))
+                else:
+                    if isinstance(v, str):
+                        v = v.strip().lower() in ("true", "yes", "1")
+                    values.append(c["fill"] if missing else float(v))
+                if c["indicator"]:
+                    values.append(float(missing))
+            out.append(values)
+        return np.array(out, dtype=np.float64)
+
     def run(X: Any) -> tuple[list, np.ndarray | None]:
-        a = np.asarray(X, dtype=np.float64)
+        a = encode(X)
         n_layers = len(metadata["layer_sizes"]) - 1
         for i in range(n_layers):
             a = a @ tensors[f"layers.{i}.weight"].astype(np.float64).T + tensors[f"layers.{i}.bias"]

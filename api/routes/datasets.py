@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import anyio
@@ -13,9 +14,10 @@ from starlette.datastructures import UploadFile
 import engine
 from api.deps import CatalogDep, StateDep, TenantDep
 from api.errors import ApiError, field_errors, invalid
-from api.parsing import ParsedDataset, ParseError, parse_json, parse_upload
+from api.parsing import ParsedDataset, parse_json, parse_upload
 from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic, DatasetRows
 from api.schemas.problems import responses
+from engine.preprocessing import target_present
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -31,6 +33,17 @@ UPLOAD_BODY = {
                         "file": {"type": "string", "format": "binary", "description": "CSV with a header row, or NPZ."},
                         "target": {"type": "string", "description": "Target column (CSV); default the last."},
                         "name": {"type": "string"},
+                        "delimiter": {
+                            "type": "string",
+                            "description": "CSV column separator (one character; `\\t` for tab); default: detected "
+                            "among comma, semicolon, tab and pipe.",
+                        },
+                        "decimal": {"type": "string", "enum": [".", ","], "description": "CSV decimal mark."},
+                        "na_values": {
+                            "type": "string",
+                            "description": "Comma-separated markers of a missing cell, replacing the default "
+                            "NA, N/A, NaN, null, ? (an empty cell is always missing).",
+                        },
                     },
                 }
             },
@@ -54,64 +67,81 @@ def view(record: dict[str, Any]) -> DatasetPublic:
 async def create_dataset(request: Request, response: Response, tenant: TenantDep, state: StateDep) -> DatasetPublic:
     limits = {"max_rows": state.settings.max_upload_rows, "max_columns": state.settings.max_upload_columns}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        if content_type == "multipart/form-data":
-            parsed, name = await _from_form(request, limits)
-        elif content_type == "application/json":
-            body = await request.body()
-            try:
-                payload = DatasetCreate.model_validate_json(body)
-            except ValidationError as exc:
-                raise _validation_problem(exc) from None
-            parsed = await anyio.to_thread.run_sync(
-                lambda: parse_json(payload.features, payload.target, feature_names=payload.feature_names, **limits)
-            )
-            if payload.target_name:
-                parsed = ParsedDataset(parsed.X, parsed.y, parsed.feature_names, payload.target_name)
-            name = payload.name
-        else:
-            raise ApiError(
-                415,
-                "Unsupported media type",
-                f"send multipart/form-data (a CSV or NPZ file) or application/json, not {content_type or 'nothing'}",
-            )
-    except ParseError as exc:
-        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
-        title = {413: "Payload too large", 415: "Unsupported media type"}.get(exc.status, "Invalid dataset")
-        raise ApiError(exc.status, title, exc.detail, errors=errors) from None
+    if content_type == "multipart/form-data":
+        parsed, name = await _from_form(request, limits)
+    elif content_type == "application/json":
+        body = await request.body()
+        try:
+            payload = DatasetCreate.model_validate_json(body)
+        except ValidationError as exc:
+            raise _validation_problem(exc) from None
+        parsed = await anyio.to_thread.run_sync(
+            lambda: parse_json(payload.features, payload.target, feature_names=payload.feature_names, **limits)
+        )
+        if payload.target_name:
+            parsed = dataclasses.replace(parsed, target_name=payload.target_name)
+        name = payload.name
+    else:
+        raise ApiError(
+            415,
+            "Unsupported media type",
+            f"send multipart/form-data (a CSV or NPZ file) or application/json, not {content_type or 'nothing'}",
+        )
 
     _check_target(parsed.y)
-    dataset = engine.Dataset(name, parsed.X, parsed.y, parsed.feature_names, parsed.target_name, None, "uploaded")
-    record = await anyio.to_thread.run_sync(lambda: state.catalog.add(tenant, dataset))
+    dataset = engine.Dataset(
+        name,
+        parsed.X,
+        parsed.y,
+        parsed.feature_names,
+        parsed.target_name,
+        None,
+        "uploaded",
+        parsed.column_types,
+        parsed.levels,
+    )
+    about = {"columns": parsed.columns, "notes": list(parsed.notes)}
+    record = await anyio.to_thread.run_sync(lambda: state.catalog.add(tenant, dataset, about))
     response.headers["Location"] = f"/v1/datasets/{record['id']}"
     return view(record)
 
 
 async def _from_form(request: Request, limits: dict[str, int]) -> tuple[ParsedDataset, str]:
-    form = await request.form(max_files=1, max_fields=10)
+    form = await request.form(max_files=1, max_fields=20)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise invalid("file", "a multipart field `file` with the CSV or NPZ data is required")
-    target = form.get("target")
-    name = form.get("name")
-    if (target is not None and not isinstance(target, str)) or (name is not None and not isinstance(name, str)):
-        raise invalid("target", "must be a text field")
-    data = await upload.read()
+    text: dict[str, str | None] = {}
+    for key in ("target", "name", "delimiter", "decimal"):
+        value = form.get(key)
+        if value is not None and not isinstance(value, str):
+            raise invalid(key, "must be a text field")
+        text[key] = value or None
+    na_fields = form.getlist("na_values")
+    if any(not isinstance(value, str) for value in na_fields):
+        raise invalid("na_values", "must be a text field")
+    na_values = [v for value in na_fields if isinstance(value, str) for v in value.split(",")] if na_fields else None
+    # The body is spooled to a temporary file; the CSV parser reads it from there line by line.
     parsed = await anyio.to_thread.run_sync(
         lambda: parse_upload(
-            data,
+            upload.file,
             filename=upload.filename,
             content_type=upload.content_type,
-            target=(target or None) if isinstance(target, str) else None,
+            target=text["target"],
+            delimiter=text["delimiter"],
+            decimal=text["decimal"] or ".",
+            na_values=na_values,
             **limits,
         )
     )
-    return parsed, (name if isinstance(name, str) and name else upload.filename or "upload")
+    return parsed, text["name"] or upload.filename or "upload"
 
 
 def _check_target(y: np.ndarray) -> None:
-    if len(np.unique(y)) < 2:
-        raise invalid("target", f"the target has a single value ({y[0]!r}); nothing to learn")
+    present = y[target_present(y)]
+    if len(np.unique(present)) < 2:
+        shown = f" ({present[0]!r})" if len(present) else ""
+        raise invalid("target", f"the target has a single value{shown}; nothing to learn")
 
 
 def _validation_problem(exc: ValidationError) -> ApiError:

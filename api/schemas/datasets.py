@@ -25,6 +25,24 @@ class DatasetCreate(BaseModel):
     target_name: str | None = Field(None, max_length=200)
 
 
+class LevelCount(BaseModel):
+    level: str
+    count: int
+
+
+class ColumnSummary(BaseModel):
+    """One column of a table: its type, gaps, and a summary of its values."""
+
+    name: str
+    type: str = Field(description="numeric, boolean (true/false, yes/no) or categorical (text).")
+    missing: int = Field(description="Cells with no value.")
+    min: float | None = Field(None, description="Numeric and boolean columns.")
+    mean: float | None = None
+    max: float | None = None
+    distinct: int | None = Field(None, description="Categorical columns: levels present.")
+    top: list[LevelCount] | None = Field(None, description="Categorical columns: the most frequent levels.")
+
+
 class DatasetPublic(BaseModel):
     """A built-in or uploaded dataset."""
 
@@ -41,6 +59,8 @@ class DatasetPublic(BaseModel):
     sha256: str | None = None
     size_bytes: int | None = None
     created_at: str | None = None
+    columns: list[ColumnSummary] | None = Field(None, description="Every column, the target included (uploads).")
+    notes: list[str] = Field(default_factory=list, description="What parsing did that you should know.")
 
 
 class DatasetList(BaseModel):

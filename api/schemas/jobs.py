@@ -59,12 +59,24 @@ class MetricsList(BaseModel):
     items: list[dict[str, Any]] = Field(description="One record per epoch, in epoch order.")
 
 
+Cell = float | str | bool | None
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [{"inputs": [[5.1, 3.5, 1.4, 0.2]]}]}
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"inputs": [[5.1, 3.5, 1.4, 0.2]]}, {"inputs": [{"age": 41, "color": "red"}]}]},
     )
 
-    inputs: list[list[float]] = Field(..., min_length=1, max_length=10_000, description="Raw feature rows.")
+    inputs: list[list[Cell] | dict[str, Cell]] = Field(
+        ...,
+        min_length=1,
+        max_length=10_000,
+        description="Raw rows: lists in the order of the model's columns (the weights metadata's "
+        "`feature_names`), or objects keyed by column name. A cell is a number, a text level, true/false, "
+        "or null for a missing value (models trained on tables with gaps fill it as they were trained to).",
+    )
 
 
 class PredictResponse(BaseModel):

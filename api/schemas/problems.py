@@ -10,6 +10,16 @@ class FieldError(BaseModel):
     message: str = Field(examples=["Input should be greater than or equal to 1"])
 
 
+class BadCell(BaseModel):
+    """One bad cell of an uploaded table (``column`` null: the whole row, e.g. a wrong field count)."""
+
+    row: int = Field(description="1-based data row (the header is not a row).", examples=[3])
+    line: int = Field(description="Physical line where the row starts.", examples=[4])
+    column: str | None = Field(examples=["age"])
+    value: str = Field(examples=["abc"])
+    reason: str = Field(examples=["not a number, in a numeric column (97% of its values are numbers)"])
+
+
 class Problem(BaseModel):
     """``application/problem+json``."""
 
@@ -19,6 +29,7 @@ class Problem(BaseModel):
     detail: str = Field(examples=["training.epochs: Input should be greater than or equal to 1"])
     instance: str | None = None
     errors: list[FieldError] | None = None
+    bad_cells: list[BadCell] | None = Field(None, description="A bad table: its first 20 bad cells, in file order.")
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, object]]:

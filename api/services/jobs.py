@@ -76,7 +76,7 @@ def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> N
     hidden = job.model.hidden_layers if job.model.type == "mlp" else []
     classes = dataset.get("classes")
     outputs = len(classes) if classes and len(classes) > 2 and not job.target and job.task != "regression" else 1
-    sizes = [dataset["n_features"], *hidden, outputs]
+    sizes = [input_width(job, dataset), *hidden, outputs]
     params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     if params > settings.max_parameters:
         raise invalid(
@@ -97,13 +97,58 @@ def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> N
 
 
 def check_target(job: JobSpec, dataset: dict[str, Any]) -> None:
-    if not job.target or job.target == dataset["target_name"]:
-        return
-    if job.target not in dataset["feature_names"]:
-        columns = ", ".join([*dataset["feature_names"], dataset["target_name"]])
-        raise invalid("target", f"no column {job.target!r} in dataset {dataset['id']!r} (columns: {columns})")
-    if not dataset.get("target_numeric", True):
-        raise invalid("target", f"column {dataset['target_name']!r} holds labels and cannot become a feature")
+    """The target and the feature columns exist, and the preprocessing can fill every gap in them."""
+    if job.target and job.target != dataset["target_name"]:
+        if job.target not in dataset["feature_names"]:
+            columns = ", ".join([*dataset["feature_names"], dataset["target_name"]])
+            raise invalid("target", f"no column {job.target!r} in dataset {dataset['id']!r} (columns: {columns})")
+        if not dataset.get("target_numeric", True):
+            raise invalid("target", f"column {dataset['target_name']!r} holds labels and cannot become a feature")
+    available = _feature_columns(job, dataset)
+    for name in job.features or ():
+        if name not in available:
+            why = "it is the target" if name == (job.target or dataset["target_name"]) else "no such column"
+            raise invalid("features", f"{name!r}: {why}; columns: {', '.join(available)}")
+    summaries = {c["name"]: c for c in dataset.get("columns") or ()}
+    p = job.preprocessing
+    for name in job.features or available:
+        column = summaries.get(name)
+        if column is None or not column["missing"]:
+            continue
+        categorical = column["type"] == "categorical"
+        if (p.impute_categorical if categorical else p.impute_numeric) == "none":
+            field = "preprocessing.impute_categorical" if categorical else "preprocessing.impute_numeric"
+            raise invalid(field, f"column {name!r} has {column['missing']} missing value(s); 'none' cannot fill them")
+
+
+def _feature_columns(job: JobSpec, dataset: dict[str, Any]) -> list[str]:
+    """The dataset's feature columns once the job's target is taken out."""
+    names = list(dataset["feature_names"])
+    if job.target and job.target != dataset["target_name"]:
+        names = [n for n in names if n != job.target] + [dataset["target_name"]]
+    return names
+
+
+def input_width(job: JobSpec, dataset: dict[str, Any]) -> int:
+    """Model inputs the job's columns become: one per numeric column, up to ``max_categories`` per categorical one."""
+    names = job.features or _feature_columns(job, dataset)
+    summaries = {c["name"]: c for c in dataset.get("columns") or ()}
+    p = job.preprocessing
+    width = 0
+    for name in names:
+        column = summaries.get(name, {"type": "numeric", "missing": 0})
+        if column["type"] == "categorical":
+            width += min(int(column["distinct"]), p.max_categories) + (p.impute_categorical == "missing_level")
+        else:
+            width += 1
+        width += bool(p.missing_indicators and column["missing"])
+    return width
+
+
+def missing_targets(job: JobSpec, dataset: dict[str, Any]) -> int:
+    """Rows the job leaves out because their target is missing."""
+    target = job.target or dataset["target_name"]
+    return next((int(c["missing"]) for c in dataset.get("columns") or () if c["name"] == target), 0)
 
 
 # -- lifecycle -----------------------------------------------------------------
@@ -119,7 +164,7 @@ def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | No
     record, created = state.jobs.create(
         tenant,
         job.normalized(),
-        dataset_summary(dataset),
+        {**dataset_summary(dataset), "rows_missing_target": missing_targets(job, dataset)},
         max_active=state.settings.max_active_jobs,
         idempotency_key=idempotency_key,
     )

@@ -98,10 +98,12 @@ def test_csv_error_in_a_late_chunk_names_the_right_row():
     assert "row 20001 (line 20002)" in info.value.detail
 
 
-def test_csv_earliest_error_wins_over_a_later_ragged_row():
+def test_csv_bad_cells_are_listed_in_file_order():
     with pytest.raises(ParseError) as info:
-        parse_csv(b"a,b,y\n1,2,3\n1,oops,3\n1,2\n")
-    assert "non-numeric" in info.value.detail and "row 2" in info.value.detail
+        parse_csv(b"a,b,y\n1,2,3\n1,oops,3\n" + b"1,2,3\n" * 10 + b"1,2\n")
+    cells = info.value.cells
+    assert [(c.row, c.column, c.value) for c in cells] == [(2, "b", "oops"), (13, None, "1,2")]
+    assert info.value.detail.startswith("2 bad cells") and "row 2 (line 3), column 'b'" in info.value.detail
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -157,157 +159,218 @@ def test_upload_dispatches_csv(content_type: str | None, filename: str | None):
 
 BAD_CSV = b"a,b,y\n1,2,3\n"
 
-CASES: list[tuple[str, Callable[[], object], int, str | None, tuple[str, ...]]] = [
-    # id, call, status, field, words the detail must contain
-    ("csv-nan", lambda: parse_csv(b"a,b,y\n1,2,3\n4,nan,6\n"), 422, "file", ("NaN or Inf", "row 2 (line 3)", "'b'")),
-    ("csv-inf", lambda: parse_csv(b"a,b,y\n1,-INF,3\n"), 422, "file", ("NaN or Inf", "row 1 (line 2)", "'b'")),
-    ("csv-infinity", lambda: parse_csv(b"a,b,y\n1,2,3\nInfinity,2,3\n"), 422, "file", ("NaN or Inf", "'a'")),
-    ("csv-overflow", lambda: parse_csv(b"a,b,y\n1,1e999,3\n"), 422, "file", ("NaN or Inf", "'b'")),
-    ("csv-target-nan", lambda: parse_csv(b"a,y\n1,2\n3,nan\n"), 422, "file", ("NaN or Inf", "row 2", "'y'")),
+CASES: list[tuple[str, Callable[[], object], str, str | None, tuple[str, ...]]] = [
+    # id, call, kind, field, words the detail must contain
+    (
+        "csv-inf-cell",
+        lambda: parse_csv(b"a,b,y\n1,2,3\n4,inf,6\n"),
+        "invalid",
+        "file",
+        ("NaN or Inf", "row 2 (line 3)", "'b'"),
+    ),
+    ("csv-inf", lambda: parse_csv(b"a,b,y\n1,-INF,3\n"), "invalid", "file", ("NaN or Inf", "row 1 (line 2)", "'b'")),
+    ("csv-infinity", lambda: parse_csv(b"a,b,y\n1,2,3\nInfinity,2,3\n"), "invalid", "file", ("NaN or Inf", "'a'")),
+    ("csv-overflow", lambda: parse_csv(b"a,b,y\n1,1e999,3\n"), "invalid", "file", ("NaN or Inf", "'b'")),
+    ("csv-target-inf", lambda: parse_csv(b"a,y\n1,2\n3,inf\n"), "invalid", "file", ("NaN or Inf", "row 2", "'y'")),
     (
         "csv-ragged",
         lambda: parse_csv(b"a,b,y\n1,2,3\n1,2\n"),
-        422,
+        "invalid",
         "file",
         ("row 2 (line 3)", "2 fields", "expected 3"),
     ),
-    ("csv-ragged-long", lambda: parse_csv(b"a,b,y\n1,2,3,4\n"), 422, "file", ("row 1", "4 fields")),
-    ("csv-text", lambda: parse_csv(b"a,b,y\n1,2,3\n5,abc,6\n"), 422, "file", ("non-numeric", "'abc'", "row 2", "'b'")),
-    ("csv-empty-cell", lambda: parse_csv(b"a,b,y\n1,,3\n"), 422, "file", ("empty value", "row 1", "'b'")),
-    ("csv-empty-target", lambda: parse_csv(b"a,b,y\n1,2,3\n1,2, \n"), 422, "file", ("empty target", "row 2")),
-    ("csv-empty-file", lambda: parse_csv(b""), 422, "file", ("the file is empty",)),
-    ("csv-blank-file", lambda: parse_csv(b"\xef\xbb\xbf \n\n"), 422, "file", ("the file is empty",)),
-    ("csv-header-only", lambda: parse_csv(b"a,b,y\n\n"), 422, "file", ("no data rows",)),
-    ("csv-one-column", lambda: parse_csv(b"y\n1\n"), 422, "file", ("single column", "feature")),
-    ("csv-semicolons", lambda: parse_csv(b"a;b;y\n1;2;3\n"), 422, "file", ("single column", "';'")),
-    ("csv-unknown-target", lambda: parse_csv(BAD_CSV, "price"), 422, "target", ("'price'", "'a'", "'b'", "'y'")),
-    ("csv-duplicate", lambda: parse_csv(b"a,b,a\n1,2,3\n"), 422, "file", ("duplicate", "'a'")),
-    ("csv-empty-name", lambda: parse_csv(b"a,,y\n1,2,3\n"), 422, "file", ("column 2", "empty name")),
-    ("csv-bad-quote", lambda: parse_csv(b'a,b,y\n1,"2,3\n'), 422, "file", ("malformed CSV", "line")),
-    ("csv-latin1", lambda: parse_csv(b"a,b,y\n1,2,caf\xe9\n"), 422, "file", ("UTF-8", "line 2")),
-    ("csv-utf16", lambda: parse_csv("a,y\n1,2\n".encode("utf-16")), 422, "file", ("UTF-16",)),
-    ("csv-max-rows", lambda: parse_csv(b"a,y\n1,2\n3,4\n5,6\n", max_rows=2), 413, "file", ("2", "rows")),
-    ("csv-max-cols", lambda: parse_csv(b"a,b,c,y\n1,2,3,4\n", max_columns=3), 413, "file", ("4", "columns", "3")),
+    ("csv-ragged-long", lambda: parse_csv(b"a,b,y\n1,2,3,4\n"), "invalid", "file", ("row 1", "4 fields")),
+    (
+        "csv-text-in-numbers",
+        lambda: parse_csv(b"a,b,y\n" + b"1,2,3\n" * 12 + b"5,abc,6\n"),
+        "invalid",
+        "file",
+        ("not a number", "'abc'", "row 13", "'b'"),
+    ),
+    ("csv-target-all-missing", lambda: parse_csv(b"a,y\n1,NA\n2,\n"), "invalid", "target", ("'y'", "no values")),
+    ("csv-empty-file", lambda: parse_csv(b""), "invalid", "file", ("the file is empty",)),
+    ("csv-blank-file", lambda: parse_csv(b"\xef\xbb\xbf \n\n"), "invalid", "file", ("the file is empty",)),
+    ("csv-header-only", lambda: parse_csv(b"a,b,y\n\n"), "invalid", "file", ("no data rows",)),
+    ("csv-one-column", lambda: parse_csv(b"y\n1\n"), "invalid", "file", ("single column", "feature")),
+    (
+        "csv-wrong-delimiter",
+        lambda: parse_csv(b"a;b;y\n1;2;3\n", delimiter="|"),
+        "invalid",
+        "file",
+        ("single column", "'|'"),
+    ),
+    ("csv-bad-delimiter", lambda: parse_csv(BAD_CSV, delimiter="ab"), "invalid", "delimiter", ("one character",)),
+    ("csv-bad-decimal", lambda: parse_csv(BAD_CSV, decimal=";"), "invalid", "decimal", ("'.' or ','",)),
+    ("csv-unknown-target", lambda: parse_csv(BAD_CSV, "price"), "invalid", "target", ("'price'", "'a'", "'b'", "'y'")),
+    ("csv-duplicate", lambda: parse_csv(b"a,b,a\n1,2,3\n"), "invalid", "file", ("duplicate", "'a'")),
+    ("csv-empty-name", lambda: parse_csv(b"a,,y\n1,2,3\n"), "invalid", "file", ("column 2", "empty name")),
+    ("csv-bad-quote", lambda: parse_csv(b'a,b,y\n1,"2,3\n'), "invalid", "file", ("malformed CSV", "line")),
+    ("csv-latin1", lambda: parse_csv(b"a,b,y\n1,2,caf\xe9\n"), "invalid", "file", ("UTF-8", "line 2")),
+    ("csv-utf16", lambda: parse_csv("a,y\n1,2\n".encode("utf-16")), "invalid", "file", ("UTF-16",)),
+    ("csv-max-rows", lambda: parse_csv(b"a,y\n1,2\n3,4\n5,6\n", max_rows=2), "too_large", "file", ("2", "rows")),
+    (
+        "csv-max-cols",
+        lambda: parse_csv(b"a,b,c,y\n1,2,3,4\n", max_columns=3),
+        "too_large",
+        "file",
+        ("4", "columns", "3"),
+    ),
     (
         "upload-pdf",
         upload(b"%PDF-1.7", "a.pdf", "application/pdf"),
-        415,
+        "unsupported_type",
         "file",
         ("application/pdf", "text/csv", "npz"),
     ),
-    ("upload-txt", upload(BAD_CSV, "a.txt", "text/plain"), 415, "file", ("text/plain", "a.txt", "csv")),
-    ("upload-none", upload(BAD_CSV), 415, "file", ("no media type",)),
-    ("upload-octet-no-name", upload(BAD_CSV, None, "application/octet-stream"), 415, "file", ("octet-stream",)),
-    ("upload-xlsx", upload(b"PK\x03\x04...", "a.xlsx", "application/octet-stream"), 415, "file", ("CSV",)),
-    ("upload-npz-target", upload(GOOD_NPZ, "d.npz", None, "price"), 422, "target", ("y", "npz")),
+    ("upload-txt", upload(BAD_CSV, "a.txt", "text/plain"), "unsupported_type", "file", ("text/plain", "a.txt", "csv")),
+    ("upload-none", upload(BAD_CSV), "unsupported_type", "file", ("no media type",)),
+    (
+        "upload-octet-no-name",
+        upload(BAD_CSV, None, "application/octet-stream"),
+        "unsupported_type",
+        "file",
+        ("octet-stream",),
+    ),
+    (
+        "upload-xlsx",
+        upload(b"PK\x03\x04...", "a.xlsx", "application/octet-stream"),
+        "unsupported_type",
+        "file",
+        ("CSV",),
+    ),
+    ("upload-npz-target", upload(GOOD_NPZ, "d.npz", None, "price"), "invalid", "target", ("y", "npz")),
     (
         "npz-object",
         lambda: parse_npz(npz(X=np.array([[1, "a"], [2, None]], dtype=object), y=np.array([1, 2]))),
-        422,
+        "invalid",
         "file",
         ("object arrays are not allowed", "'X'"),
     ),
     (
         "npz-object-y",
         lambda: parse_npz(npz(X=np.ones((2, 1)), y=np.array(["a", 1], dtype=object))),
-        422,
+        "invalid",
         "file",
         ("object arrays are not allowed", "'y'"),
     ),
-    ("npz-missing-y", lambda: parse_npz(npz(X=np.ones((2, 2)))), 422, "file", ("no array y", "found: X")),
+    ("npz-missing-y", lambda: parse_npz(npz(X=np.ones((2, 2)))), "invalid", "file", ("no array y", "found: X")),
     (
         "npz-lengths",
         lambda: parse_npz(npz(X=np.ones((3, 2)), y=np.ones(2))),
-        422,
+        "invalid",
         "file",
         ("3 rows", "y has 2"),
     ),
-    ("npz-X-1d", lambda: parse_npz(npz(X=np.ones(3), y=np.ones(3))), 422, "file", ("X must be 2-D", "(3,)")),
-    ("npz-y-2d", lambda: parse_npz(npz(X=np.ones((3, 1)), y=np.ones((3, 1)))), 422, "file", ("1-D", "ravel")),
+    ("npz-X-1d", lambda: parse_npz(npz(X=np.ones(3), y=np.ones(3))), "invalid", "file", ("X must be 2-D", "(3,)")),
+    ("npz-y-2d", lambda: parse_npz(npz(X=np.ones((3, 1)), y=np.ones((3, 1)))), "invalid", "file", ("1-D", "ravel")),
     (
         "npz-nan",
         lambda: parse_npz(npz(X=np.array([[1.0, 2.0], [3.0, np.inf]]), y=np.ones(2))),
-        422,
+        "invalid",
         "file",
         ("NaN or Inf", "row 2", "column 2", "'x1'"),
     ),
-    ("npz-y-nan", lambda: parse_npz(npz(X=np.ones((2, 1)), y=np.array([1, np.nan]))), 422, "file", ("y", "row 2")),
-    ("npz-complex", lambda: parse_npz(npz(X=np.ones((2, 1)) * 1j, y=np.ones(2))), 422, "file", ("complex",)),
-    ("npz-strings-X", lambda: parse_npz(npz(X=np.array([["1"]]), y=np.ones(1))), 422, "file", ("X must hold",)),
+    (
+        "npz-y-nan",
+        lambda: parse_npz(npz(X=np.ones((2, 1)), y=np.array([1, np.nan]))),
+        "invalid",
+        "file",
+        ("y", "row 2"),
+    ),
+    ("npz-complex", lambda: parse_npz(npz(X=np.ones((2, 1)) * 1j, y=np.ones(2))), "invalid", "file", ("complex",)),
+    ("npz-strings-X", lambda: parse_npz(npz(X=np.array([["1"]]), y=np.ones(1))), "invalid", "file", ("X must hold",)),
     (
         "npz-names-length",
         lambda: parse_npz(npz(X=np.ones((1, 2)), y=np.ones(1), feature_names=np.array(["a"]))),
-        422,
+        "invalid",
         "file",
         ("feature_names", "(2,)"),
     ),
     (
         "npz-names-duplicate",
         lambda: parse_npz(npz(X=np.ones((1, 2)), y=np.ones(1), feature_names=np.array(["a", "a"]))),
-        422,
+        "invalid",
         "file",
         ("duplicate", "'a'"),
     ),
-    ("npz-corrupt", lambda: parse_npz(b"this is not a zip"), 422, "file", ("not a valid .npz file",)),
-    ("npz-truncated", lambda: parse_npz(GOOD_NPZ[: len(GOOD_NPZ) // 2]), 422, "file", ("not a valid .npz file",)),
-    ("npz-empty", lambda: parse_npz(b""), 422, "file", ("empty",)),
-    ("npz-sniffed-corrupt", upload(b"PK\x03\x04garbage", "d.csv", "text/csv"), 422, "file", ("not a valid .npz",)),
-    ("npz-max-rows", lambda: parse_npz(GOOD_NPZ, max_rows=2), 413, "file", ("3 rows", "2")),
-    ("npz-max-cols", lambda: parse_npz(GOOD_NPZ, max_columns=1), 413, "file", ("2 columns", "1")),
+    ("npz-corrupt", lambda: parse_npz(b"this is not a zip"), "invalid", "file", ("not a valid .npz file",)),
+    ("npz-truncated", lambda: parse_npz(GOOD_NPZ[: len(GOOD_NPZ) // 2]), "invalid", "file", ("not a valid .npz file",)),
+    ("npz-empty", lambda: parse_npz(b""), "invalid", "file", ("empty",)),
+    (
+        "npz-sniffed-corrupt",
+        upload(b"PK\x03\x04garbage", "d.csv", "text/csv"),
+        "invalid",
+        "file",
+        ("not a valid .npz",),
+    ),
+    ("npz-max-rows", lambda: parse_npz(GOOD_NPZ, max_rows=2), "too_large", "file", ("3 rows", "2")),
+    ("npz-max-cols", lambda: parse_npz(GOOD_NPZ, max_columns=1), "too_large", "file", ("2 columns", "1")),
     (
         "json-ragged",
         lambda: parse_json([[1, 2], [3, 4], [5]], [1, 2, 3]),
-        422,
+        "invalid",
         "features.2",
         ("features[2] has 1 value, expected 2",),
     ),
-    ("json-bool", lambda: parse_json([[1, 2], [3, True]], [1, 2]), 422, "features.1.1", ("features[1][1]", "boolean")),
-    ("json-none", lambda: parse_json([[None, 2]], [1]), 422, "features.0.0", ("features[0][0]", "null", "missing")),
-    ("json-nan", lambda: parse_json([[1, float("nan")]], [1]), 422, "features.0.1", ("features[0][1]", "NaN")),
-    ("json-string", lambda: parse_json([[1, "2"]], [1]), 422, "features.0.1", ("string", "'2'", "number")),
-    ("json-not-list", lambda: parse_json({"a": [1]}, [1]), 422, "features", ("list of rows", "object")),
-    ("json-empty", lambda: parse_json([], []), 422, "features", ("empty",)),
-    ("json-empty-row", lambda: parse_json([[]], [1]), 422, "features.0", ("features[0]", "empty")),
+    (
+        "json-bool",
+        lambda: parse_json([[1, 2], [3, True]], [1, 2]),
+        "invalid",
+        "features.1.1",
+        ("features[1][1]", "boolean"),
+    ),
+    (
+        "json-none",
+        lambda: parse_json([[None, 2]], [1]),
+        "invalid",
+        "features.0.0",
+        ("features[0][0]", "null", "missing"),
+    ),
+    ("json-nan", lambda: parse_json([[1, float("nan")]], [1]), "invalid", "features.0.1", ("features[0][1]", "NaN")),
+    ("json-string", lambda: parse_json([[1, "2"]], [1]), "invalid", "features.0.1", ("string", "'2'", "number")),
+    ("json-not-list", lambda: parse_json({"a": [1]}, [1]), "invalid", "features", ("list of rows", "object")),
+    ("json-empty", lambda: parse_json([], []), "invalid", "features", ("empty",)),
+    ("json-empty-row", lambda: parse_json([[]], [1]), "invalid", "features.0", ("features[0]", "empty")),
     (
         "json-target-length",
         lambda: parse_json([[1], [2]], [1]),
-        422,
+        "invalid",
         "target",
         ("target has 1 value but features has 2 rows",),
     ),
-    ("json-mixed", lambda: parse_json([[1], [2], [3]], [1, 2.5, "a"]), 422, "target.2", ("mixes", "target[2]")),
-    ("json-target-bool", lambda: parse_json([[1], [2]], [1, False]), 422, "target.1", ("target[1]", "boolean")),
-    ("json-target-none", lambda: parse_json([[1], [2]], ["a", None]), 422, "target.1", ("target[1]", "null")),
-    ("json-target-nan", lambda: parse_json([[1], [2]], [1, float("inf")]), 422, "target.1", ("target[1]", "NaN")),
-    ("json-target-blank", lambda: parse_json([[1], [2]], ["a", "  "]), 422, "target.1", ("target[1]", "empty")),
+    ("json-mixed", lambda: parse_json([[1], [2], [3]], [1, 2.5, "a"]), "invalid", "target.2", ("mixes", "target[2]")),
+    ("json-target-bool", lambda: parse_json([[1], [2]], [1, False]), "invalid", "target.1", ("target[1]", "boolean")),
+    ("json-target-none", lambda: parse_json([[1], [2]], ["a", None]), "invalid", "target.1", ("target[1]", "null")),
+    ("json-target-nan", lambda: parse_json([[1], [2]], [1, float("inf")]), "invalid", "target.1", ("target[1]", "NaN")),
+    ("json-target-blank", lambda: parse_json([[1], [2]], ["a", "  "]), "invalid", "target.1", ("target[1]", "empty")),
     (
         "json-names-length",
         lambda: parse_json([[1, 2]], [1], feature_names=["a"]),
-        422,
+        "invalid",
         "feature_names",
         ("1 name but", "2 values"),
     ),
     (
         "json-names-duplicate",
         lambda: parse_json([[1, 2]], [1], feature_names=["a", "a"]),
-        422,
+        "invalid",
         "feature_names.1",
         ("repeats", "'a'"),
     ),
-    ("json-names-type", lambda: parse_json([[1]], [1], feature_names=[3]), 422, "feature_names.0", ("string",)),
-    ("json-max-rows", lambda: parse_json([[1], [2]], [1, 2], max_rows=1), 413, "features", ("2 rows",)),
-    ("json-max-cols", lambda: parse_json([[1, 2]], [1], max_columns=1), 413, "features.0", ("2 values",)),
+    ("json-names-type", lambda: parse_json([[1]], [1], feature_names=[3]), "invalid", "feature_names.0", ("string",)),
+    ("json-max-rows", lambda: parse_json([[1], [2]], [1, 2], max_rows=1), "too_large", "features", ("2 rows",)),
+    ("json-max-cols", lambda: parse_json([[1, 2]], [1], max_columns=1), "too_large", "features.0", ("2 values",)),
 ]
 
 
-@pytest.mark.parametrize(("call", "status", "field", "words"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("call", "kind", "field", "words"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_a_parse_error(
-    call: Callable[[], object], status: int, field: str | None, words: tuple[str, ...]
+    call: Callable[[], object], kind: str, field: str | None, words: tuple[str, ...]
 ) -> None:
     with pytest.raises(ParseError) as info:
         call()
     error = info.value
-    assert error.status == status, error.detail
+    assert error.kind == kind, error.detail
     assert error.field == field, error.detail
     for word in words:
         assert word in error.detail, f"{word!r} not in {error.detail!r}"
@@ -316,7 +379,7 @@ def test_bad_input_is_a_parse_error(
 
 def test_parse_error_defaults():
     error = ParseError("bad")
-    assert (error.detail, error.status, error.field) == ("bad", 422, None)
+    assert (error.detail, error.kind, error.field) == ("bad", "invalid", None)
 
 
 def test_npz_bad_crc_is_a_parse_error():
@@ -338,16 +401,16 @@ def test_npz_lying_header_is_refused_before_allocating(shape: tuple[int, int]):
         zf.writestr("y.npy", header.getvalue())
     with pytest.raises(ParseError) as info:
         parse_npz(buffer.getvalue())
-    assert info.value.status == 422
+    assert info.value.kind == "invalid"
     assert "truncated" in info.value.detail
 
 
 def test_npz_decompressed_size_limit(monkeypatch: pytest.MonkeyPatch):
     # The upload limit bounds compressed bytes; a member's declared size is capped before reading it.
-    monkeypatch.setattr(parsing, "NPZ_MAX_UNCOMPRESSED_BYTES", 100)
+    monkeypatch.setattr(parsing.npz, "NPZ_MAX_UNCOMPRESSED_BYTES", 100)
     with pytest.raises(ParseError) as info:
         parse_npz(npz(True, X=np.zeros((100, 10)), y=np.zeros(100)))
-    assert info.value.status == 413
+    assert info.value.kind == "too_large"
     assert "uncompressed" in info.value.detail
 
 

@@ -79,10 +79,9 @@ def _csv(text: str):
 
 
 UPLOAD_CASES = [
-    ("NaN cell", _csv("a,b,y\n1,2,0\n3,nan,1\n"), 422, ["row 2", "'b'"]),
     ("Inf cell", _csv("a,b,y\n1,inf,0\n3,4,1\n"), 422, ["row 1", "'b'"]),
     ("ragged row", _csv("a,b,y\n1,2,0\n3,1\n"), 422, ["row 2", "fields"]),
-    ("non-numeric feature", _csv("a,b,y\n1,2,0\n3,abc,1\n"), 422, ["abc", "row 2", "'b'"]),
+    ("text in a numeric column", _csv("a,b,y\n" + "1,2,0\n3,4,1\n" * 6 + "3,abc,1\n"), 422, ["abc", "row 13", "'b'"]),
     ("empty file", _csv(""), 422, ["empty"]),
     ("header only", _csv("a,b,y\n"), 422, ["no data rows"]),
     ("single class", _csv("a,b,y\n1,2,cat\n3,4,cat\n"), 422, ["single"]),

@@ -1,0 +1,526 @@
+"""CSV uploads: any common delimiter, quoted fields, typed columns with gaps, every bad cell at once.
+
+The file is read twice, line by line, from a re-readable binary source (the
+upload's spooled temporary file), so memory stays near the size of the parsed
+arrays however large the file: the first pass counts rows and decides each
+column's type, the second converts the cells into a preallocated matrix.
+
+- Delimiter: given (``delimiter``) or detected among comma, semicolon, tab
+  and pipe from the first lines: the candidate that splits the header into
+  the most columns *and* the rows into as many fields wins.
+- Quoting: RFC 4180 (delimiters, doubled quotes and newlines inside quotes);
+  UTF-8 with or without a byte-order mark; LF or CRLF line ends.
+- Missing values: an empty cell, and by default ``NA``, ``N/A``, ``NaN``,
+  ``null`` and ``?`` in any letter case; ``na_values`` replaces that list
+  (an empty cell stays missing).
+- Column types: *numeric* when every present cell is a number (``decimal``
+  ``,`` reads ``3,5`` as 3.5), *boolean* when every present cell is
+  true/false or yes/no, *categorical* otherwise — except that a column whose
+  present cells are at least 90% numbers is numeric and its other cells are
+  *bad cells* (most likely typos).  A column with no value at all is dropped
+  with a note.  The target is numeric when all its present cells are
+  numbers, else labels.
+- Bad cells (a text cell in a numeric column, NaN or Inf, a row with the wrong
+  number of fields) are collected over the whole file; the error lists the
+  first :data:`MAX_BAD_CELLS` with row, line, column, value and reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from api.parsing.dataset import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, ParsedDataset, unique_names
+from api.parsing.errors import BadCell, ParseError, count, shorten, shorten_list
+from engine.columns import summarize
+
+__all__ = ["DELIMITERS", "MAX_BAD_CELLS", "NA_VALUES", "parse_csv"]
+
+#: Delimiters detected when none is given, in order of preference on a tie.
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+#: Cells read as missing by default (compared ignoring letter case), besides the empty cell.
+NA_VALUES: tuple[str, ...] = ("NA", "N/A", "NaN", "null", "?")
+#: Most bad cells one error lists.
+MAX_BAD_CELLS = 20
+#: A column whose present cells are at least this share numbers is numeric; its other cells are bad.
+NUMERIC_MAJORITY = 0.9
+
+_TRUE = frozenset({"true", "yes"})
+_FALSE = frozenset({"false", "no"})
+#: Rows converted per NumPy call: bounds the Python strings alive at once.
+_CHUNK_ROWS = 8192
+#: Lines looked at to detect the delimiter.
+_SNIFF_LINES = 50
+
+
+def parse_csv(
+    data: bytes | IO[bytes],
+    target: str | None = None,
+    *,
+    delimiter: str | None = None,
+    decimal: str = ".",
+    na_values: Iterable[str] | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
+) -> ParsedDataset:
+    """Parse a delimited text file with a header row.
+
+    Parameters
+    ----------
+    data : bytes or binary file
+        UTF-8 text, optionally with a byte-order mark.  A file must be
+        seekable (it is read twice).  Blank lines are skipped; messages give
+        both the data row and the physical line.
+    target : str or None
+        Name of the target column (surrounding whitespace ignored); ``None``
+        or ``""``: the last column.
+    delimiter : str or None
+        One character (``"\\t"`` or ``"tab"`` for a tab); None: detected.
+    decimal : {".", ","}
+        The decimal mark of numbers.
+    na_values : iterable of str or None
+        Cells read as missing besides the empty cell (any letter case); None:
+        :data:`NA_VALUES`.
+    max_rows : int
+        Most data rows accepted (``too_large`` above).
+    max_columns : int
+        Most columns accepted, target included (``too_large`` above).
+
+    Returns
+    -------
+    ParsedDataset
+        ``X`` of shape (n_rows, n_feature_columns), float64 with NaN for a
+        missing cell and level indices for categorical columns; ``y`` of shape
+        (n_rows,).
+
+    Raises
+    ------
+    ParseError
+        On undecodable or malformed text, a bad header, an unknown target,
+        bad cells (listed, up to :data:`MAX_BAD_CELLS`), a target without any
+        value, or a size limit.
+    """
+    source: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    if decimal not in (".", ","):
+        raise ParseError(f"decimal must be '.' or ',', got {decimal!r}", field="decimal")
+    sep = _delimiter(source, delimiter, decimal)
+    missing = _na_set(na_values)
+
+    # Pass 1: header, row count, ragged rows, and what each column holds.
+    records = _records(source, sep)
+    first = next(records, None)
+    if first is None:
+        raise ParseError("the file is empty", field="file")
+    _, raw_header = first
+    names = [cell.strip() for cell in raw_header]
+    if len(names) > max_columns:
+        raise ParseError(
+            f"the header has {len(names):,} columns, more than the limit of {max_columns:,}",
+            kind="too_large",
+            field="file",
+        )
+    _check_header(names, raw_header, delimiter)
+    t = _target_index(names, target)
+    width = len(names)
+    stats = [_Stats() for _ in names]
+    ragged: list[BadCell] = []
+    n_ragged = 0
+    n_rows = 0
+    # Complete numeric chunks as converted by pass 1: kept (the size of the result) for pass 2.
+    blocks: list[NDArray[np.float64] | None] = []
+    for chunk in _chunks(records):
+        good: list[tuple[int, int, list[str]]] = []
+        for line, row in chunk:
+            n_rows += 1
+            if n_rows > max_rows:
+                raise ParseError(
+                    f"the file has more than {count(max_rows, 'data row')} (the limit)", kind="too_large", field="file"
+                )
+            if len(row) != width:
+                n_ragged += 1
+                if len(ragged) < MAX_BAD_CELLS:
+                    value = shorten(sep.join(row))
+                    reason = f"has {count(len(row), 'field')}, expected {width}"
+                    ragged.append(BadCell(n_rows, line, None, value, reason))
+                continue
+            good.append((n_rows, line, row))
+        block = _all_numbers([row for _, _, row in good]) if decimal == "." else None
+        blocks.append(block)
+        if block is not None:
+            for column_stats in stats:  # the common case, a complete numeric chunk: one NumPy call
+                column_stats.numbers += len(good)
+            continue
+        for c, column_stats in enumerate(stats):
+            column_stats.scan(good, c, missing, decimal)
+    if n_rows == 0:
+        raise ParseError("no data rows: the file has a header but no data", field="file")
+
+    types = [s.kind(target=(c == t)) for c, s in enumerate(stats)]
+    _raise_bad_cells(names, types, stats, ragged, n_ragged)
+    if types[t] == "empty":
+        raise ParseError(f"the target column {names[t]!r} has no values", field="target")
+
+    # Pass 2: convert, into arrays sized by pass 1.
+    keep = [c for c in range(width) if c != t and types[c] != "empty"]
+    if not keep:
+        raise ParseError("every feature column is empty: the file has no values besides the target", field="file")
+    X = np.empty((n_rows, len(keep)), dtype=np.float64)
+    target_numeric = types[t] == "numeric"
+    y_values = np.empty(n_rows, dtype=np.float64)
+    indexes: dict[int, dict[str, int]] = {c: {} for c in keep if types[c] == "categorical"}
+    if not target_numeric:
+        indexes[t] = {}
+    if not all(types[c] == "numeric" for c in [*keep, t]):
+        blocks = [None] * len(blocks)
+    start = 0
+    for k, rows in enumerate(_pass_two(source, sep, blocks)):
+        block, blocks[k] = blocks[k], None  # freed as X fills
+        stop = start + (len(block) if block is not None else len(rows))
+        if block is not None:
+            X[start:stop] = block[:, keep]
+            y_values[start:stop] = block[:, t]
+            start = stop
+            continue
+        for j, c in enumerate(keep):
+            cells = [row[c].strip() for row in rows]
+            X[start:stop, j] = _convert(cells, types[c], missing, decimal, indexes.get(c))
+        cells = [row[t].strip() for row in rows]
+        y_values[start:stop] = _convert(
+            cells, types[t] if target_numeric else "categorical", missing, decimal, indexes.get(t)
+        )
+        start = stop
+
+    levels: list[tuple[str, ...] | None] = []
+    for j, c in enumerate(keep):
+        levels.append(_sort_levels(X[:, j], indexes[c]) if c in indexes else None)
+    y: NDArray[Any]
+    if target_numeric:
+        y = y_values
+    else:
+        labels = _sort_levels(y_values, indexes[t])
+        table = np.array(["", *labels], dtype=np.str_)
+        codes = np.where(np.isnan(y_values), 0, y_values + 1).astype(np.intp)
+        y = table[codes]
+
+    feature_names = tuple(names[c] for c in keep)
+    column_types = tuple(types[c] for c in keep)
+    summary = summarize(X, column_types, levels, feature_names)
+    summary.append(_target_summary(names[t], y))
+    notes = tuple(
+        f"column {names[c]!r} has no values (every cell is missing) and was left out"
+        for c in range(width)
+        if types[c] == "empty"
+    )
+    categorical = any(k == "categorical" for k in column_types)
+    return ParsedDataset(
+        X=X,
+        y=y,
+        feature_names=feature_names,
+        target_name=names[t],
+        column_types=column_types,
+        levels=tuple(levels) if categorical else None,
+        columns=summary,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _lines(source: IO[bytes]) -> Iterator[str]:
+    """The file's lines, decoded one at a time (a BOM dropped), with their ends."""
+    source.seek(0)
+    offset = 0
+    for number, raw in enumerate(source, start=1):
+        text = raw[3:] if number == 1 and raw.startswith(codecs.BOM_UTF8) else raw
+        try:
+            yield text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = offset + (len(raw) - len(text)) + exc.start
+            raise ParseError(
+                f"the file is not valid UTF-8: byte {at} (line {number}) cannot be decoded; save it as UTF-8",
+                field="file",
+            ) from exc
+        offset += len(raw)
+
+
+def _records(source: IO[bytes], sep: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(first physical line, fields)`` of each non-blank record.
+
+    ``strict=True`` turns stray or unclosed quotes into errors instead of
+    silently swallowing the rest of the file into one field.
+    """
+    reader = csv.reader(_lines(source), delimiter=sep, strict=True)
+    previous = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ParseError(f"malformed CSV at line {reader.line_num}: {exc}", field="file") from exc
+        start = previous + 1  # a quoted field may span lines: report where the record starts
+        previous = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        yield start, row
+
+
+def _pass_two(source: IO[bytes], sep: str, blocks: list[NDArray[np.float64] | None]) -> Iterator[list[list[str]]]:
+    """The data rows of each chunk of pass 1 — without reading the file again when pass 1 kept every chunk."""
+    if all(block is not None for block in blocks):
+        yield from ([] for _ in blocks)
+        return
+    records = _records(source, sep)
+    next(records)  # the header
+    for chunk in _chunks(records):
+        yield [row for _, row in chunk]
+
+
+def _chunks(records: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
+    chunk: list[tuple[int, list[str]]] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= _CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _delimiter(source: IO[bytes], given: str | None, decimal: str) -> str:
+    """The given delimiter (checked), or the best of :data:`DELIMITERS` on the first lines."""
+    if given is not None and given != "":
+        sep = "\t" if given in ("\\t", "tab", "TAB") else given
+        if len(sep) != 1 or sep in '"\r\n' or sep.isalnum():
+            raise ParseError(
+                f"delimiter must be one character such as ',', ';', '|' or '\\t', got {given!r}", field="delimiter"
+            )
+        if sep == decimal:
+            raise ParseError(f"the delimiter and the decimal mark are both {sep!r}", field="delimiter")
+        return sep
+    if source.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+        raise ParseError("the file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8)", field="file")
+    sample: list[str] = []
+    for line in _lines(source):
+        if line.strip():
+            sample.append(line)
+        if len(sample) >= _SNIFF_LINES:
+            break
+    text = "".join(sample)
+    best, best_score = ",", (-1.0, 0)
+    for sep in DELIMITERS:
+        if sep == decimal:
+            continue
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=sep) if row]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        agree = sum(len(row) == len(rows[0]) for row in rows) / len(rows)
+        score = (agree, len(rows[0]))
+        if score > best_score:
+            best, best_score = sep, score
+    return best
+
+
+def _na_set(na_values: Iterable[str] | None) -> frozenset[str]:
+    """Missing-value markers as the exact strings to look up (every letter case of the given ones)."""
+    markers = NA_VALUES if na_values is None else tuple(v.strip() for v in na_values)
+    out = {""}
+    for marker in markers:
+        out.update({marker, marker.lower(), marker.upper(), marker.capitalize()})
+    return frozenset(out)
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _check_header(names: list[str], raw: list[str], delimiter: str | None) -> None:
+    """Column names must be non-empty and unique, with at least one feature besides the target."""
+    if len(names) < 2:
+        hint = ""
+        if delimiter:
+            hint = f"; is {delimiter!r} the file's delimiter?"
+        raise ParseError(
+            f"the header has a single column {shorten(names[0])!r}: need at least one feature column and a "
+            f"target column (columns are separated by one of , ; tab |){hint}",
+            field="file",
+        )
+    unique_names(
+        names,
+        "column {i} of the header has an empty name",
+        "duplicate column name {name!r} (columns {first} and {i})",
+    )
+
+
+def _target_index(names: list[str], target: str | None) -> int:
+    if target is None or not target.strip():
+        return len(names) - 1
+    key = target.strip()
+    if key not in names:
+        raise ParseError(f"no column {key!r} in the file; columns: {shorten_list(names)}", field="target")
+    return names.index(key)
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass
+class _Stats:
+    """What pass 1 saw in one column."""
+
+    missing: int = 0
+    numbers: int = 0
+    booleans: int = 0
+    others: int = 0
+    nonfinite: int = 0
+    #: The first odd cells in reading order: (row, line, value, "text" | "nonfinite").
+    odd: list[tuple[int, int, str, str]] = field(default_factory=list)
+
+    def scan(self, rows: list[tuple[int, int, list[str]]], c: int, missing: frozenset[str], decimal: str) -> None:
+        """Count the cells of column ``c`` in ``rows`` ((row number, line, fields) each)."""
+        cells = [row[c].strip() for _, _, row in rows]
+        present = [v for v in cells if v not in missing]
+        self.missing += len(cells) - len(present)
+        if not present:
+            return
+        numeric = [v.replace(",", ".") for v in present] if decimal == "," else present
+        try:
+            values = np.array(numeric, dtype=np.float64)
+        except (ValueError, OverflowError):
+            values = None
+        if values is not None and bool(np.isfinite(values).all()):
+            self.numbers += len(present)
+            return
+        for (number, line, _), cell in zip(rows, cells, strict=True):
+            if cell in missing:
+                continue
+            try:
+                value = float(cell.replace(",", ".") if decimal == "," else cell)
+            except ValueError:
+                lowered = cell.lower()
+                if lowered in _TRUE or lowered in _FALSE:
+                    self.booleans += 1
+                else:
+                    self.others += 1
+                if len(self.odd) < MAX_BAD_CELLS:
+                    self.odd.append((number, line, cell, "text"))
+                continue
+            self.numbers += 1
+            if not math.isfinite(value):
+                self.nonfinite += 1
+                if len(self.odd) < MAX_BAD_CELLS:
+                    self.odd.append((number, line, cell, "nonfinite"))
+
+    def kind(self, *, target: bool) -> str:
+        """numeric | boolean | categorical | empty (a target is numeric or categorical)."""
+        present = self.numbers + self.booleans + self.others
+        if present == 0:
+            return "empty"
+        if self.numbers == present or (not target and self.numbers >= NUMERIC_MAJORITY * present):
+            return "numeric"
+        if target:
+            return "categorical"
+        if self.booleans == present:
+            return "boolean"
+        return "categorical"
+
+    def bad(self, kind: str) -> int:
+        """How many of the column's cells are bad for its type."""
+        if kind != "numeric":
+            return 0
+        return self.booleans + self.others + self.nonfinite
+
+
+def _raise_bad_cells(
+    names: list[str], types: list[str], stats: list[_Stats], ragged: list[BadCell], n_ragged: int
+) -> None:
+    cells = list(ragged)
+    total = n_ragged
+    for c, (kind, s) in enumerate(zip(types, stats, strict=True)):
+        n_bad = s.bad(kind)
+        if not n_bad:
+            continue
+        total += n_bad
+        share = s.numbers / max(s.numbers + s.booleans + s.others, 1)
+        for number, line, value, what in s.odd:
+            if what == "nonfinite":
+                reason = "is NaN or Inf, not a value; leave the cell empty for a missing value"
+            else:
+                reason = f"is not a number, in a numeric column ({share:.0%} of its values are numbers)"
+            cells.append(BadCell(number, line, names[c], shorten(value), reason))
+    if not total:
+        return
+    order = {name: i for i, name in enumerate(names)}
+    cells.sort(key=lambda cell: (cell.row, -1 if cell.column is None else order[cell.column]))
+    shown = cells[:MAX_BAD_CELLS]
+    listed = f"the first {len(shown)} listed" if total > len(shown) else "listed"
+    detail = f"{count(total, 'bad cell')} ({listed}): " + "; ".join(cell.describe() for cell in shown[:3])
+    if len(shown) > 3:
+        detail += "; …"
+    raise ParseError(detail, field="file", cells=shown)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _all_numbers(rows: list[list[str]]) -> NDArray[np.float64] | None:
+    """The rows as a float64 matrix when every cell is a finite number, else None (NumPy parses in C)."""
+    if not rows:
+        return None
+    try:
+        block = np.array(rows, dtype=np.float64)
+    except (ValueError, OverflowError):
+        return None
+    return block if bool(np.isfinite(block).all()) else None
+
+
+def _convert(
+    cells: list[str], kind: str, missing: frozenset[str], decimal: str, index: dict[str, int] | None
+) -> NDArray[np.float64]:
+    """One column of one chunk as float64: values, 0/1, or level indices (first-seen order); NaN when missing."""
+    if kind == "numeric":
+        prepared = ["nan" if v in missing else v for v in cells]
+        if decimal == ",":
+            prepared = [v.replace(",", ".") for v in prepared]
+        try:
+            return np.array(prepared, dtype=np.float64)
+        except (ValueError, OverflowError):  # NumPy stricter than float(): convert one by one
+            return np.array([float(v) for v in prepared], dtype=np.float64)
+    if kind == "boolean":
+        return np.array(
+            [math.nan if v in missing else 1.0 if v.lower() in _TRUE else 0.0 for v in cells], dtype=np.float64
+        )
+    assert index is not None
+    return np.array([math.nan if v in missing else index.setdefault(v, len(index)) for v in cells], dtype=np.float64)
+
+
+def _sort_levels(column: NDArray[np.float64], index: dict[str, int]) -> tuple[str, ...]:
+    """Renumber a categorical column in place so its levels are in sorted order; return the levels."""
+    levels = sorted(index, key=index.__getitem__)
+    order = sorted(range(len(levels)), key=levels.__getitem__)
+    rank = np.empty(len(levels), dtype=np.float64)
+    rank[order] = np.arange(len(levels), dtype=np.float64)
+    present = ~np.isnan(column)
+    column[present] = rank[column[present].astype(np.intp)]
+    return tuple(levels[i] for i in order)
+
+
+def _target_summary(name: str, y: NDArray[Any]) -> dict[str, Any]:
+    if y.dtype.kind == "f":
+        return summarize(y[:, None], ("numeric",), [None], (name,))[0]
+    present = y[y != ""]
+    levels, codes = np.unique(present, return_inverse=True)
+    column = np.full(len(y), np.nan)
+    column[y != ""] = codes
+    return summarize(column[:, None], ("categorical",), [tuple(levels.tolist())], (name,))[0]

@@ -53,6 +53,8 @@ MAX_BAD_CELLS = 20
 #: A column whose present cells are at least this share numbers is numeric; its other cells are bad.
 NUMERIC_MAJORITY = 0.9
 
+#: A number's text starts with one of these (``float`` also reads inf, nan, infinity).
+_NUMBER_STARTS = frozenset("0123456789+-.iInN")
 _TRUE = frozenset({"true", "yes"})
 _FALSE = frozenset({"false", "no"})
 #: Rows converted per NumPy call: bounds the Python strings alive at once.
@@ -402,10 +404,15 @@ class _Stats:
         if values is not None and bool(np.isfinite(values).all()):
             self.numbers += len(present)
             return
+        if len(self.odd) >= MAX_BAD_CELLS:
+            self._count(present, numeric)
+            return
         for (number, line, _), cell in zip(rows, cells, strict=True):
             if cell in missing:
                 continue
             try:
+                if cell[0] not in _NUMBER_STARTS:  # text: no exception to pay for
+                    raise ValueError(cell)
                 value = float(cell.replace(",", ".") if decimal == "," else cell)
             except ValueError:
                 lowered = cell.lower()
@@ -421,6 +428,21 @@ class _Stats:
                 self.nonfinite += 1
                 if len(self.odd) < MAX_BAD_CELLS:
                     self.odd.append((number, line, cell, "nonfinite"))
+
+    def _count(self, present: list[str], numeric: list[str]) -> None:
+        """Only the counts, once the first odd cells are recorded: numbers, non-finite ones, booleans, others."""
+        candidates = [v for v in numeric if v[0] in _NUMBER_STARTS]
+        try:
+            values = np.array(candidates, dtype=np.float64)
+        except (ValueError, OverflowError):
+            parsed = [_float_or_none(v) for v in candidates]
+            values = np.array([v for v in parsed if v is not None], dtype=np.float64)
+        n_numbers = len(values)
+        self.numbers += n_numbers
+        self.nonfinite += int(np.count_nonzero(~np.isfinite(values)))
+        n_booleans = sum(v.lower() in _TRUE or v.lower() in _FALSE for v in present) if n_numbers < len(present) else 0
+        self.booleans += n_booleans
+        self.others += len(present) - n_numbers - n_booleans
 
     def kind(self, *, target: bool) -> str:
         """numeric | boolean | categorical | empty (a target is numeric or categorical)."""
@@ -472,6 +494,13 @@ def _raise_bad_cells(
 
 
 # --------------------------------------------------------------------------- values
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _all_numbers(rows: list[list[str]]) -> NDArray[np.float64] | None:

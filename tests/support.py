@@ -8,6 +8,8 @@ directory. Nothing is mocked and nothing runs in eager mode.
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from trainapi.processes import LocalService
 
@@ -45,6 +48,19 @@ def wait_for_job(client: httpx.Client, job_id: str, statuses: tuple[str, ...] = 
         return job if job["status"] in statuses else None
 
     return poll(check, timeout, what=f"job {job_id} to reach {statuses}")
+
+
+def read_weights(blob: bytes, fmt: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Tensors and metadata of a downloaded weights file, read with NumPy and safetensors alone."""
+    if fmt == "npz":
+        npz = np.load(io.BytesIO(blob), allow_pickle=False)
+        return {k: npz[k] for k in npz.files if k != "metadata"}, json.loads(str(npz["metadata"]))
+    if fmt == "safetensors":
+        header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+        return safetensors.numpy.load(blob), json.loads(header["__metadata__"]["trainapi"])
+    document = json.loads(blob)
+    tensors = {k: np.asarray(t["data"], dtype=t["dtype"]) for k, t in document["tensors"].items()}
+    return tensors, document["metadata"]
 
 
 def numpy_forward(tensors: dict[str, np.ndarray], metadata: dict) -> Callable[[Any], tuple[list, np.ndarray | None]]:

@@ -18,8 +18,7 @@ addresses the value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import IO
+from typing import IO, Any
 
 from api.parsing.csv import parse_csv
 from api.parsing.dataset import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, ParsedDataset, distinct_labels
@@ -52,11 +51,9 @@ def parse_upload(
     filename: str | None,
     content_type: str | None,
     target: str | None,
-    delimiter: str | None = None,
-    decimal: str = ".",
-    na_values: Iterable[str] | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_columns: int = DEFAULT_MAX_COLUMNS,
+    **csv_options: Any,
 ) -> ParsedDataset:
     """Parse an uploaded file as CSV or NPZ, chosen by type, name and content.
 
@@ -78,10 +75,10 @@ def parse_upload(
     target : str or None
         CSV target column (default: the last).  For NPZ the target is ``y``;
         ``None``, ``""`` or ``"target"`` are accepted, any other name is refused.
-    delimiter, decimal, na_values
-        CSV only, see :func:`~api.parsing.csv.parse_csv`.
     max_rows, max_columns : int
         Size limits; exceeding one is a ``too_large`` error.
+    **csv_options
+        ``delimiter``, ``decimal``, ``na_values``: for a CSV, see :func:`~api.parsing.csv.parse_csv`.
 
     Returns
     -------
@@ -116,15 +113,7 @@ def parse_upload(
         raise ParseError(f"unsupported upload: {shown}; send {_ACCEPTED}{hint}", kind="unsupported_type", field="file")
 
     if kind == "csv":
-        return parse_csv(
-            data,
-            target,
-            delimiter=delimiter,
-            decimal=decimal,
-            na_values=na_values,
-            max_rows=max_rows,
-            max_columns=max_columns,
-        )
+        return parse_csv(data, target, max_rows=max_rows, max_columns=max_columns, **csv_options)
     # Checked before parsing: an .npz's target is always its y, named "target".
     if target is not None and target.strip() not in ("", "target"):
         raise ParseError(

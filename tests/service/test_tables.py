@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import safetensors.numpy
+from support import read_weights
 
 # A European export: semicolons, decimal commas, a BOM, CRLF, quoted fields with the delimiter and
 # a newline inside, every default missing marker, a boolean column, a text column; two rows
@@ -177,19 +177,7 @@ def test_train_on_a_table_with_gaps_and_replay_predict_from_the_weights_file(api
     body = by_array.json()
 
     for fmt in ("npz", "safetensors", "json"):
-        blob = api.get(f"/v1/jobs/{job['id']}/weights", params={"format": fmt}).content
-        if fmt == "npz":
-            npz = np.load(io.BytesIO(blob), allow_pickle=False)
-            metadata = json.loads(str(npz["metadata"]))
-            tensors = {k: npz[k] for k in npz.files if k != "metadata"}
-        elif fmt == "safetensors":
-            tensors = safetensors.numpy.load(blob)
-            header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
-            metadata = json.loads(header["__metadata__"]["trainapi"])
-        else:
-            document = json.loads(blob)
-            metadata = document["metadata"]
-            tensors = {k: np.asarray(t["data"], dtype=t["dtype"]) for k, t in document["tensors"].items()}
+        tensors, metadata = read_weights(api.get(f"/v1/jobs/{job['id']}/weights", params={"format": fmt}).content, fmt)
         assert metadata["preprocessing"]["outputs"][:2] == ["age", "age<missing>"]
         labels, proba = reference_forward(tensors, metadata)(inputs)
         assert labels == body["predictions"]

@@ -259,7 +259,7 @@ class ColumnEncoder:
                     position[missing] = self._positions(c)[c["fill"]]
                 elif c["missing_level"]:
                     position[missing] = width - 1
-                elif missing.any():
+                elif missing.any() and width:  # a column with no level in the train split encodes as nothing
                     raise InputError(_unfillable(c["name"], missing, "impute_categorical"))
                 rows = np.flatnonzero(position >= 0)
                 block[rows, position[rows]] = 1.0

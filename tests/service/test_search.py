@@ -1,13 +1,18 @@
-"""TPE sweeps on the real service: run to max_trials, reproducible from the seed, importance, a full restart."""
+"""TPE sweeps on the real service: max_trials, reproducible from the seed, importance, cancel, reservations, restart."""
 
 from __future__ import annotations
 
 import math
 import signal
+import time
 
 import httpx
 import redis as redis_client
 from support import Service, poll
+
+from store.jobs import JobStore
+from store.jobspec import JobSpec
+from store.sweeps import SweepStore
 
 BASE = {"dataset": "iris", "model": {"hidden_layers": [8]}, "training": {"epochs": 3, "batch_size": 32, "seed": 1}}
 SPACE = {
@@ -148,3 +153,48 @@ def test_a_restart_of_every_process_continues_the_search(tmp_path):
                 assert epochs == [1, 2, 3]
     finally:
         svc.stop()
+
+
+def test_cancelling_a_tpe_sweep_asks_no_more_trials(service):
+    body = {
+        **SWEEP,
+        "base": {**BASE, "dataset": "digits", "model": {"hidden_layers": [256]}, "training": {"epochs": 200}},
+        "max_trials": 10,
+        "max_concurrent_trials": 2,
+    }
+    with httpx.Client(base_url=service.url, timeout=60) as api:
+        sweep_id = api.post("/v1/sweeps", json=body).json()["id"]
+        poll(lambda: api.get(f"/v1/sweeps/{sweep_id}").json()["counts"].get("running"), 60, what="a running trial")
+        assert api.post(f"/v1/sweeps/{sweep_id}/cancel").status_code == 202
+        sweep = wait_sweep(api, sweep_id, timeout=60)
+        assert sweep["status"] == "cancelled"
+        assert sweep["n_trials"] == 2 and sweep["counts"] == {"cancelled": 2}
+
+
+def test_a_slot_whose_reserver_died_is_asked_again_and_filled_once(service):
+    # A database of its own on the service's Redis: no worker's upkeep dispatches this sweep meanwhile.
+    client = redis_client.Redis.from_url(service.redis_url.rsplit("/", 1)[0] + "/9", decode_responses=True)
+    client.flushdb()
+    jobs = JobStore(client)
+    sweeps = SweepStore(client, jobs)
+    tenant = "reservation-tenant"
+    spec = {
+        **SWEEP,
+        "name": "reservations",
+        "base": JobSpec.model_validate(BASE).normalized(),
+        "max_trials": 3,
+        "objective": {"metric": "val_loss", "mode": "min"},
+    }
+    sweep_id = sweeps.create(tenant, spec, [], {"id": "iris"})["id"]
+    keys = [f"trainapi:sweep:{sweep_id}", f"trainapi:sweep:{sweep_id}:active", f"trainapi:sweep:{sweep_id}:reserved"]
+    now = time.time()
+    assert sweeps._reserve(keys=keys, args=[now, now - 1]) == ["0"]  # reserved, then its process died
+    [trial] = sweeps.dispatch(sweep_id)  # the next dispatch takes the expired slot over
+    assert sweeps.dispatch(sweep_id) == []  # one slot at a time
+    assert sweeps._ask_trial(sweep_id, 0) is None  # the first reserver, late: its fill loses, its job goes
+    assert jobs.list(tenant)[0] == [jobs.get(tenant, trial)]
+    sweep = sweeps.get(tenant, sweep_id)
+    assert sweep["trials"] == [trial] and sweep["slots"] == [0]
+    assert client.hlen(f"trainapi:sweep:{sweep_id}:reserved") == 0
+    sweeps.request_cancel(tenant, sweep_id)
+    assert sweeps.get(tenant, sweep_id)["status"] == "cancelled"

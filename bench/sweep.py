@@ -136,7 +136,7 @@ def search_run(strategy: str, seed: int, sweep: dict[str, Any]) -> list[dict[str
     planned = trial_parameters(SweepCreate.model_validate(spec)) if strategy == "random" else None
     trials: list[dict[str, Any]] = []
     for slot in range(spec["max_trials"]):
-        params = planned[slot] if planned is not None else search.ask(spec, trials, slot)
+        params = planned[slot] if planned is not None else search.ask(spec, trials, [slot])[0]
         job = JobSpec.model_validate(search.apply(spec["base"], params))
         started = time.perf_counter()
         try:

@@ -36,7 +36,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,8 +96,13 @@ def startup_trials(max_trials: int) -> int:
     return max(2, min(STARTUP_TRIALS, max_trials // 4))
 
 
-def ask(spec: dict[str, Any], trials: Iterable[dict[str, Any]], slot: int) -> dict[str, Any]:
-    """The parameters of trial ``slot`` of the sweep ``spec``, given its trials so far.
+def ask(spec: dict[str, Any], trials: Iterable[dict[str, Any]], slots: Sequence[int]) -> list[dict[str, Any]]:
+    """The parameters of trials ``slots`` of the sweep ``spec``, given its trials so far.
+
+    The study is built once; each slot in turn is asked with a sampler seeded
+    from the sweep's seed and the slot, and stays in the study as running for
+    the next one, so asking slots together gives what asking them one by one
+    (each filled before the next) would.
 
     Parameters
     ----------
@@ -105,22 +110,25 @@ def ask(spec: dict[str, Any], trials: Iterable[dict[str, Any]], slot: int) -> di
         The sweep's normalized request: ``parameters``, ``seed``, ``max_trials``, ``objective``.
     trials : iterable of dict
         Trial states (``SweepStore.trial_states``): ``parameters``, ``status``, ``best``, ``epochs_run``.
-    slot : int
-        The slot being filled (0-based); with the seed it seeds the sampler.
+    slots : sequence of int
+        The slots being filled (0-based), in order.
     """
     optuna = _optuna()
-    sampler = optuna.samplers.TPESampler(
-        seed=_slot_seed(int(spec.get("seed") or 0), slot),
-        multivariate=True,
-        constant_liar=True,
-        n_startup_trials=startup_trials(int(spec.get("max_trials") or STARTUP_TRIALS)),
-    )
     space = distributions(spec["parameters"])
-    study = _study(spec, trials, sampler)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        trial = study.ask(space)
-    return {name: _external(space[name], trial.params[name]) for name in spec["parameters"]}
+    study = _study(spec, trials, None)
+    out = []
+    for slot in slots:
+        study.sampler = optuna.samplers.TPESampler(
+            seed=_slot_seed(int(spec.get("seed") or 0), slot),
+            multivariate=True,
+            constant_liar=True,
+            n_startup_trials=startup_trials(int(spec.get("max_trials") or STARTUP_TRIALS)),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = study.ask(space)
+        out.append({name: _external(space[name], trial.params[name]) for name in spec["parameters"]})
+    return out
 
 
 def importance(spec: dict[str, Any], trials: Iterable[dict[str, Any]]) -> dict[str, float] | None:

@@ -62,6 +62,9 @@ SWEEP_TERMINAL = ("succeeded", "failed", "cancelled")
 _JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning", "dataset", "importance")
 #: A tpe slot reserved this long ago and still not filled is asked again by another process.
 RESERVATION_SECONDS = 30.0
+#: At most this many tpe slots are asked in one dispatch, so that no caller (the maintenance
+#: thread, which also beats the worker's heartbeat) is held for long; later dispatches ask the rest.
+ASK_BATCH = 16
 
 # KEYS: sweep, pending, active. ARGV: max_concurrent. Returns the trial ids to send now.
 _DISPATCH = """
@@ -78,14 +81,14 @@ end
 return out
 """
 
-# tpe: reserve slot numbers to ask for. KEYS: sweep, active, reserved. ARGV: now, expiry (Unix s).
+# tpe: reserve slot numbers to ask for. KEYS: sweep, active, reserved. ARGV: now, expiry (Unix s), at most.
 # Returns the slots this caller must fill: expired reservations it took over, then new ones.
 _RESERVE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local out = {}
 local held = redis.call('HGETALL', KEYS[3])
 for i = 1, #held, 2 do
-  if tonumber(held[i + 1]) <= tonumber(ARGV[1]) then
+  if tonumber(held[i + 1]) <= tonumber(ARGV[1]) and #out < tonumber(ARGV[3]) then
     if status == 'running' then
       redis.call('HSET', KEYS[3], held[i], ARGV[2])
       table.insert(out, held[i])
@@ -98,7 +101,8 @@ if status ~= 'running' then return out end
 local limit = tonumber(redis.call('HGET', KEYS[1], 'max_concurrent'))
 local left = tonumber(redis.call('HGET', KEYS[1], 'to_ask') or '0')
 local slot = tonumber(redis.call('HGET', KEYS[1], 'next_slot') or '0')
-while left > 0 and redis.call('SCARD', KEYS[2]) + redis.call('HLEN', KEYS[3]) < limit do
+while left > 0 and #out < tonumber(ARGV[3])
+      and redis.call('SCARD', KEYS[2]) + redis.call('HLEN', KEYS[3]) < limit do
   redis.call('HSET', KEYS[3], tostring(slot), ARGV[2])
   table.insert(out, tostring(slot))
   slot = slot + 1
@@ -356,30 +360,32 @@ class SweepStore:
     def _ask_trials(self, sweep_id: str) -> builtins.list[str]:
         """Reserve free slots, ask each one's parameters, create and fill its trial; returns the trials to send."""
         now = time.time()
-        slots = self._reserve(
+        reserved = self._reserve(
             keys=[key("sweep", sweep_id), key("sweep", sweep_id, "active"), key("sweep", sweep_id, "reserved")],
-            args=[now, now + RESERVATION_SECONDS],
+            args=[now, now + RESERVATION_SECONDS, ASK_BATCH],
         )
+        slots = sorted(int(s) for s in reserved)
+        sweep = self._load(sweep_id) if slots else None
+        if sweep is None:
+            return []
+        try:
+            asked = search.ask(sweep["spec"], self.trial_states(sweep), slots)
+        except (ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+            # The reservations stay and run out: a dispatch after that asks again.
+            log.error("sweep %s slots %s: asking for parameters failed: %s", sweep_id, slots, exc)
+            return []
         send = []
-        for slot in sorted(int(s) for s in slots):
-            trial = self._ask_trial(sweep_id, slot)
+        for slot, parameters in zip(slots, asked, strict=True):
+            trial = self._fill_slot(sweep, slot, parameters)
             if trial is not None:
                 send.append(trial)
         if len(send) < len(slots):
             self.trial_ended(sweep_id, "")  # a cancel may have been waiting for a reserved slot
         return send
 
-    def _ask_trial(self, sweep_id: str, slot: int) -> str | None:
-        sweep = self._load(sweep_id)
-        if sweep is None:
-            return None
-        spec = sweep["spec"]
-        try:
-            parameters = search.ask(spec, self.trial_states(sweep), slot)
-        except (ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
-            # The reservation stays and runs out: the next dispatch after it asks again.
-            log.error("sweep %s slot %d: asking for parameters failed: %s", sweep_id, slot, exc)
-            return None
+    def _fill_slot(self, sweep: dict[str, Any], slot: int, parameters: dict[str, Any]) -> str | None:
+        """Create the trial of ``slot`` with ``parameters`` and fill the slot; None if the slot was taken."""
+        sweep_id, spec = sweep["id"], sweep["spec"]
         job_spec = search.apply(spec["base"], parameters)
         job_spec["name"] = f"{spec.get('name') or 'sweep'}/trial-{slot}"
         try:

@@ -188,10 +188,11 @@ def test_a_slot_whose_reserver_died_is_asked_again_and_filled_once(service):
     sweep_id = sweeps.create(tenant, spec, [], {"id": "iris"})["id"]
     keys = [f"trainapi:sweep:{sweep_id}", f"trainapi:sweep:{sweep_id}:active", f"trainapi:sweep:{sweep_id}:reserved"]
     now = time.time()
-    assert sweeps._reserve(keys=keys, args=[now, now - 1]) == ["0"]  # reserved, then its process died
+    assert sweeps._reserve(keys=keys, args=[now, now - 1, 1]) == ["0"]  # reserved, then its process died
     [trial] = sweeps.dispatch(sweep_id)  # the next dispatch takes the expired slot over
     assert sweeps.dispatch(sweep_id) == []  # one slot at a time
-    assert sweeps._ask_trial(sweep_id, 0) is None  # the first reserver, late: its fill loses, its job goes
+    late = sweeps.get(tenant, sweep_id)
+    assert sweeps._fill_slot(late, 0, late["parameters"][0]) is None  # the dead reserver, late: its fill loses
     assert jobs.list(tenant)[0] == [jobs.get(tenant, trial)]
     sweep = sweeps.get(tenant, sweep_id)
     assert sweep["trials"] == [trial] and sweep["slots"] == [0]

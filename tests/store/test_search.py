@@ -37,7 +37,7 @@ def finished(params: dict, value: float | None, status: str = "succeeded", epoch
 def run(spec: dict, n: int) -> list[dict]:
     trials: list[dict] = []
     for slot in range(n):
-        params = search.ask(spec, trials, slot)
+        [params] = search.ask(spec, trials, [slot])
         trials.append(finished(params, loss(params)))
     return trials
 
@@ -76,14 +76,17 @@ def test_running_failed_and_pruned_trials_enter_the_study():
     spec = sweep_spec(seed=2)
     done = run(spec, 6)
     pending = [*done, finished(done[0]["parameters"], None, status="running")]
-    assert search.ask(spec, pending, 7) != search.ask(spec, done, 7)  # the running trial is a constant lie
+    assert search.ask(spec, pending, [7]) != search.ask(spec, done, [7])  # the running trial is a constant lie
+    # Asking two slots together is asking one, then the next with the first running.
+    [first] = search.ask(spec, done, [6])
+    assert search.ask(spec, done, [6, 7]) == [first, *search.ask(spec, [*done, finished(first, None, "running")], [7])]
     mixed = [
         *done,
         finished(done[1]["parameters"], 3.0, status="pruned", epochs=2),
         finished(done[2]["parameters"], None, status="failed"),
         {"parameters": {"unknown": 1}, "status": "succeeded", "best": {"objective": 1.0}},  # outside the space
     ]
-    params = search.ask(spec, mixed, 9)
+    [params] = search.ask(spec, mixed, [9])
     assert set(params) == set(SPACE)
 
 
@@ -110,7 +113,7 @@ def test_direction_follows_the_objective_mode(mode):
     sign = 1.0 if mode == "min" else -1.0
     trials: list[dict] = []
     for slot in range(20):
-        params = search.ask(spec, trials, slot)
+        [params] = search.ask(spec, trials, [slot])
         trials.append(finished(params, sign * loss(params)))
     best = min(trials, key=lambda t: sign * t["best"]["objective"])
     assert abs(math.log10(best["parameters"]["optimizer.learning_rate"]) + 2) < 0.5

@@ -36,7 +36,7 @@ import redis
 
 from store.artifacts import Artifacts
 from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
-from store.metrics import STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
+from store.metrics import QUEUE_ORDER, STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, plausible_id
 
@@ -112,7 +112,7 @@ return {'ok', tostring(attempt)}
 """
 
 # KEYS: job, metrics, leases, then the outbox's (webhooks). ARGV: token, epoch, record json, lease_expires,
-# best json or '', checkpoint json or '', job id.
+# best json or '', checkpoint json or '', job id, recent epoch seconds or ''.
 _APPEND_METRIC = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'lease_expires', ARGV[4])
@@ -125,6 +125,7 @@ redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'latest', ARGV[3], 'epochs_done', epoch)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'best', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'checkpoint', ARGV[6]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'epoch_seconds_recent', ARGV[8]) end
 outbox_emit(KEYS[4], KEYS[5], 'job.epoch', KEYS[1])
 return 1
 """
@@ -190,7 +191,8 @@ _DELETE = """
 redis.call('ZREM', KEYS[5], ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
-redis.call('HINCRBY', KEYS[#KEYS - 1], status, -1)
+redis.call('HINCRBY', KEYS[#KEYS - 3], status, -1)
+redis.call('ZREM', KEYS[#KEYS - 1], ARGV[1])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
@@ -311,6 +313,7 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.hset(key("job", job_id), mapping=record)
         pipe.hincrby(STATUS_COUNTS, "queued", 1)
+        pipe.zadd(QUEUE_ORDER, {job_id: seq})
         pipe.zadd(key("jobs", tenant), {job_id: seq})
         if quota:
             pipe.sadd(active, job_id)
@@ -318,9 +321,15 @@ class JobStore:
         return self._decode(record), True
 
     def get(self, tenant: str, job_id: str) -> dict[str, Any]:
-        """The record, or NotFound (also when it belongs to another tenant)."""
+        """The record, or NotFound (also when it belongs to another tenant).
+
+        A queued job's record has ``queue_position``: 1 + the jobs queued before it that still wait.
+        """
         raw = self.r.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
-        return self._owned(tenant, job_id, raw)
+        record = self._owned(tenant, job_id, raw)
+        if record["status"] == "queued":
+            record["queue_position"] = _position(self.r.zrank(QUEUE_ORDER, job_id))
+        return record
 
     async def get_async(self, tenant: str, job_id: str) -> dict[str, Any]:
         """:meth:`get` on the event loop: the status path polled by many clients at once.
@@ -330,7 +339,10 @@ class JobStore:
         if self.ar is None:
             return self.get(tenant, job_id)
         raw = await self.ar.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
-        return self._owned(tenant, job_id, raw)
+        record = self._owned(tenant, job_id, raw)
+        if record["status"] == "queued":  # a second read, for queued jobs only
+            record["queue_position"] = _position(await self.ar.client.zrank(QUEUE_ORDER, job_id))
+        return record
 
     def _owned(self, tenant: str, job_id: str, raw: dict[str, str]) -> dict[str, Any]:
         """The decoded record ``raw`` of ``job_id``, or NotFound when there is none or another tenant owns it."""
@@ -363,6 +375,13 @@ class JobStore:
             key("jobs", tenant), f"({next_cursor}", "-inf", start=0, num=1
         ):
             next_cursor = None
+        queued = [record for record in out if record["status"] == "queued"]
+        if queued:
+            pipe = self.r.pipeline(transaction=False)
+            for record in queued:
+                pipe.zrank(QUEUE_ORDER, record["id"])
+            for record, rank in zip(queued, pipe.execute(), strict=True):
+                record["queue_position"] = _position(rank)
         return out, next_cursor
 
     def metrics(self, tenant: str, job_id: str, since_epoch: int = 0) -> builtins.list[dict[str, Any]]:
@@ -425,6 +444,7 @@ class JobStore:
         pipe = self.r.pipeline()
         pipe.delete(key("job", job_id))
         pipe.hincrby(STATUS_COUNTS, "queued", -1)  # created queued a moment ago, in this request
+        pipe.zrem(QUEUE_ORDER, job_id)
         pipe.zrem(key("jobs", tenant), job_id)
         pipe.srem(key("active", tenant), job_id)
         if idempotency_key:
@@ -476,8 +496,12 @@ class JobStore:
         lease_seconds: float,
         best: dict[str, Any] | None = None,
         checkpoint: dict[str, Any] | None = None,
+        epoch_seconds_recent: float | None = None,
     ) -> bool:
         """Record one epoch, the best epoch so far and where its checkpoint lies, and renew the lease.
+
+        ``epoch_seconds_recent`` (the median of the last few epochs' durations) is what the job's ETA
+        is computed from.
 
         Returns False when the epoch was already recorded. Raises StaleAttempt.
         """
@@ -491,6 +515,7 @@ class JobStore:
                 json.dumps(best) if best else "",
                 json.dumps(checkpoint) if checkpoint else "",
                 job_id,
+                "" if epoch_seconds_recent is None else repr(float(epoch_seconds_recent)),
             ],
         )
         if result == -1:
@@ -603,6 +628,11 @@ class JobStore:
 
     #: A record as stored -> as the store returns it (the webhook outbox keeps raw records).
     decode = _decode
+
+
+def _position(rank: int | None) -> int | None:
+    """A 0-based rank in the queue order as a 1-based position (None: not in the queue)."""
+    return None if rank is None else int(rank) + 1
 
 
 def _scalar(value: Any) -> str:

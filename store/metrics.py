@@ -37,20 +37,30 @@ from store.redis import key
 
 STATUS_COUNTS = key("stats", "jobs")
 FINISHED = key("stats", "finished")
-#: The two keys every status-changing script takes last (``KEYS[#KEYS - 1]``, ``KEYS[#KEYS]``).
-STATUS_KEYS = (STATUS_COUNTS, FINISHED)
+#: Queued jobs of every tenant, scored in the order they entered the queue: ``queue_position`` is a rank here.
+QUEUE_ORDER = key("stats", "queue")
+#: The counter that orders them (the one job creation draws its sequence number from).
+SEQUENCE = key("seq")
+#: The keys every status-changing script takes last, in this order (``KEYS[#KEYS - 3]`` … ``KEYS[#KEYS]``).
+STATUS_KEYS = (STATUS_COUNTS, FINISHED, QUEUE_ORDER, SEQUENCE)
 #: Set once the counts describe every job record (see :func:`ensure_counted`).
 COUNTED_SINCE = key("stats", "counted_since")
 SEPARATOR = "|"
 
-# Prepended to every script that changes a job's status; the script passes STATUS_KEYS as its last two keys.
+# Prepended to every script that changes a job's status; the script passes STATUS_KEYS as its last keys.
 STATUS_LUA = """
 local function moved(job, old, new)
   if old == new then return end
-  if old then redis.call('HINCRBY', KEYS[#KEYS - 1], old, -1) end
-  redis.call('HINCRBY', KEYS[#KEYS - 1], new, 1)
+  local counts, finished, queue = KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1]
+  if old then redis.call('HINCRBY', counts, old, -1) end
+  redis.call('HINCRBY', counts, new, 1)
+  if new == 'queued' then
+    redis.call('ZADD', queue, redis.call('INCR', KEYS[#KEYS]), redis.call('HGET', job, 'id'))
+  elseif old == 'queued' then
+    redis.call('ZREM', queue, redis.call('HGET', job, 'id'))
+  end
   if new == 'succeeded' or new == 'failed' or new == 'cancelled' or new == 'pruned' then
-    redis.call('HINCRBY', KEYS[#KEYS], new .. '|' .. (redis.call('HGET', job, 'model') or 'unknown'), 1)
+    redis.call('HINCRBY', finished, new .. '|' .. (redis.call('HGET', job, 'model') or 'unknown'), 1)
   end
 end
 """
@@ -177,7 +187,8 @@ def read(client: redis.Redis, counters: Iterable[str], histograms: Iterable[str]
 
 
 # Counts every job record once, unless that was done before (a data set from before the counts existed).
-# KEYS: counted marker, status counts, finished counts. ARGV: now. Runs in Redis, so no status changes meanwhile.
+# KEYS: counted marker, status counts, finished counts, queue order. ARGV: now. Runs in Redis, so no status
+# changes meanwhile.
 _COUNT_ALL = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local cursor = '0'
@@ -186,9 +197,10 @@ repeat
   cursor = reply[1]
   for _, name in ipairs(reply[2]) do
     if not string.find(name, ':metrics', 1, true) then
-      local fields = redis.call('HMGET', name, 'status', 'model')
+      local fields = redis.call('HMGET', name, 'status', 'model', 'seq', 'id')
       if fields[1] then
         redis.call('HINCRBY', KEYS[2], fields[1], 1)
+        if fields[1] == 'queued' then redis.call('ZADD', KEYS[4], tonumber(fields[3] or '0'), fields[4]) end
         if fields[1] == 'succeeded' or fields[1] == 'failed' or fields[1] == 'cancelled' or fields[1] == 'pruned' then
           redis.call('HINCRBY', KEYS[3], fields[1] .. '|' .. (fields[2] or 'unknown'), 1)
         end
@@ -207,4 +219,4 @@ def ensure_counted(client: redis.Redis) -> bool:
     Once per data set (a marker key says it was done): from then on every status
     change keeps the counts itself. The count is one script, so it sees no status change half-done.
     """
-    return bool(client.eval(_COUNT_ALL, 3, COUNTED_SINCE, STATUS_COUNTS, FINISHED, str(time.time())))
+    return bool(client.eval(_COUNT_ALL, 4, COUNTED_SINCE, STATUS_COUNTS, FINISHED, QUEUE_ORDER, str(time.time())))

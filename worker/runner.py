@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.2
 #: Pause before handing back a job whose attempt the object storage failed, times the attempt number.
 STORAGE_BACKOFF_SECONDS = 1.0
+#: The job's ETA is the median duration of this many last epochs times the epochs left.
+ETA_EPOCHS = 5
 #: How often, at most, a running job sends its epoch timings to Redis (store.metrics).
 METRICS_FLUSH_SECONDS = 1.0
 
@@ -362,6 +365,7 @@ class _Progress:
                 lease_seconds=runner.settings.lease_seconds,
                 best=best,
                 checkpoint={"attempt": self.claim.attempt, "epoch": epoch},
+                epoch_seconds_recent=statistics.median(r["epoch_seconds"] for r in trainer.history[-ETA_EPOCHS:]),
             )
         except StaleAttempt as exc:
             self.stale = exc

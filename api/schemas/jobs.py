@@ -15,7 +15,11 @@ class Progress(BaseModel):
     epoch: int = Field(description="Epochs completed.")
     epochs: int = Field(description="Epochs requested.")
     fraction: float
-    eta_seconds: float | None = Field(None, description="Estimate from the last epoch's duration.")
+    eta_seconds: float | None = Field(
+        None,
+        description="Seconds until the last epoch, while running: epochs left times the median duration "
+        "of the last 5 epochs (an upper bound when early stopping ends the job sooner).",
+    )
 
 
 class JobError(BaseModel):
@@ -36,6 +40,11 @@ class JobPublic(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     attempt: int
+    queue_position: int | None = Field(
+        None,
+        description="While queued: 1 + the jobs of the service queued before this one that still wait "
+        "(sweep trials waiting for a slot of their sweep included).",
+    )
     progress: Progress
     latest_metrics: dict[str, Any] | None = None
     best_metrics: dict[str, Any] | None = None

@@ -209,7 +209,10 @@ def document(record: dict[str, Any]) -> dict[str, Any]:
     latest = record.get("latest")
     eta = None
     if record["status"] in ("running", "cancelling") and latest and latest.get("epoch_seconds"):
-        eta = round(float(latest["epoch_seconds"]) * max(epochs - done, 0), 3)
+        # The median of the last few epochs (the runner records it), so that one slow epoch does not make
+        # the estimate jump; the last epoch's duration for records written before it did.
+        per_epoch = float(record.get("epoch_seconds_recent") or latest["epoch_seconds"])
+        eta = round(per_epoch * max(epochs - done, 0), 3)
     best = record.get("best")
     error = record.get("error")
     return {
@@ -220,6 +223,7 @@ def document(record: dict[str, Any]) -> dict[str, Any]:
         "started_at": record.get("started_at") or None,
         "finished_at": record.get("finished_at") or None,
         "attempt": record["attempt"],
+        "queue_position": record.get("queue_position") if record["status"] == "queued" else None,
         "progress": {
             "epoch": done,
             "epochs": epochs,

@@ -157,6 +157,7 @@ class Job(Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     attempt: int
+    queue_position: int | None = None
     progress: Progress
     latest_metrics: EpochMetrics | None = None
     best_metrics: EpochMetrics | None = None

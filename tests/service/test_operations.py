@@ -109,6 +109,10 @@ def test_metrics_equal_the_jobs_endpoints_and_survive_an_api_restart(ops):
     blockers = [api.post("/v1/jobs", json=SLOW).json()["id"] for _ in range(2)]
     poll(lambda: all(api.get(f"/v1/jobs/{b}").json()["status"] == "running" for b in blockers), 60, what="both busy")
     waiting = [api.post("/v1/jobs", json=QUICK).json()["id"] for _ in range(2)]
+    assert [api.get(f"/v1/jobs/{job_id}").json()["queue_position"] for job_id in waiting] == [1, 2]
+    listed = api.get("/v1/jobs", params={"status": "queued"}).json()["items"]
+    assert [(job["id"], job["queue_position"]) for job in listed] == [(waiting[1], 2), (waiting[0], 1)]
+    assert all(api.get(f"/v1/jobs/{b}").json()["queue_position"] is None for b in blockers)
     before = check_state(ops, api)
     assert before["trainapi_queue_depth"][()] == 2 and before["trainapi_jobs"][(("status", "running"),)] == 2
 

@@ -1,4 +1,5 @@
-"""``trainapi``: serve everything locally, or run the API or a worker on their own; manage keys."""
+"""``trainapi``: serve everything locally, or run the API or a worker on their own; manage keys;
+use the service from the terminal (``datasets``, ``jobs``, ``sweeps``: ``trainapi/commands.py``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import argparse
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from types import FrameType
 
-from trainapi import logs, processes
+from trainapi import commands, logs
 from trainapi.keys import KeyRing, add_key
 from trainapi.settings import Settings
 
@@ -31,12 +33,14 @@ def _safe_host(settings: Settings, host: str) -> str:
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     """Redis (embedded unless TRAINAPI_REDIS_URL is set), ``workers`` Celery workers and the API."""
+    from trainapi import processes  # here, not at the top: the client commands start faster without Redis
+
     settings.ensure_dirs()
     data_dir = settings.data_dir.resolve()
     host = _safe_host(settings, host)
     if _open_mode(settings):
         log.warning("no API keys configured: open single-tenant mode on %s", host)
-    children: list[tuple[str, processes.subprocess.Popen[bytes]]] = []
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     redis_proc = None
     url = settings.redis_url
     try:
@@ -62,7 +66,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
             processes.stop(redis_proc)
 
 
-def _supervise(children: list[tuple[str, processes.subprocess.Popen[bytes]]]) -> int:
+def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
     stopping = {"signal": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -91,6 +95,8 @@ def run_api(settings: Settings, host: str, port: int) -> int:
 
 
 def run_worker(settings: Settings, concurrency: int) -> int:
+    from trainapi import processes
+
     if not settings.redis_url:
         log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
         return 2
@@ -148,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_add = keys_sub.add_parser("add", help="create a key for TENANT, print it, store its hash")
     p_add.add_argument("tenant")
+    commands.add_parsers(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):
+        return commands.run(args)
     if args.command == "serve":
         return serve(settings, args.host, args.port, max(1, args.workers))
     if args.command == "api":

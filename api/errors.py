@@ -7,6 +7,7 @@ their own status, so a 500 always means a bug; its body never carries a trace.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import redis
@@ -105,9 +106,10 @@ def problem(
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    """``("body", "regularization", "dropout", "constrained-float")`` -> ``"regularization.dropout"``."""
+    """``("body", "regularization", "dropout", "constrained-float")`` -> ``"regularization.dropout"``;
+    ``("query", "status")`` -> ``"status"``."""
     parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or "-" in p))]
-    if parts and parts[0] == "body":
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
     return ".".join(parts) or "body"
 
@@ -118,6 +120,19 @@ def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
     for e in errors:
         seen.setdefault(_field(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
     return [{"field": f, "message": m} for f, m in seen.items()]
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the API documents for this path (Starlette's own 405 names only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = "".join(
+            "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^/}]+\})", template)
+        )
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods)) or None
 
 
 def install(app: FastAPI) -> None:
@@ -195,12 +210,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large", 415: "Unsupported media type"}
+        headers = getattr(exc, "headers", None)
+        allow = allowed_methods(request) if exc.status_code == 405 else None
+        if allow:
+            headers = {**(headers or {}), "Allow": allow}
         return problem(
             exc.status_code,
             titles.get(exc.status_code, "HTTP error"),
             str(exc.detail),
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, metrics
+from api import errors, metrics, openapi
 from api.job_status import JobStatusRoute
 from api.limits import BodyLimit
 from api.routes import datasets, health, jobs, sweeps, ui, webhooks
@@ -63,11 +63,18 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
 
     # /docs and /redoc are served by api.routes.ui from vendored assets, so they work offline.
     app = FastAPI(
-        title="trainapi", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+        title="trainapi",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.trainapi = state
     app.state.metrics = metrics.Metrics(state.redis, settings.metrics_token)
     errors.install(app)
+    openapi.install(app, state.keys)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     for router in (datasets.router, jobs.router, sweeps.router, webhooks.router):

@@ -22,7 +22,7 @@ from trainapi_client import APIError, Client, Dataset, Job, Sweep
 from trainapi_client.waiting import ProgressBar
 
 OK, FAILED, USAGE = 0, 1, 2
-WEIGHT_FORMATS = ("safetensors", "npz", "json")
+WEIGHT_FORMATS = ("safetensors", "npz", "json", "onnx")
 
 
 class UsageError(Exception):
@@ -62,6 +62,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("id")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     p.add_argument("--format", choices=WEIGHT_FORMATS, default="safetensors")
+    p.add_argument("--checkpoint", choices=("best", "last"), help="a cancelled job's best or last epoch")
     p = command(jobs, "predict", jobs_predict, "predict rows of a JSON file ([[...]] or {'inputs': [[...]]})")
     p.add_argument("id")
     p.add_argument("--inputs", type=Path, required=True, metavar="FILE")
@@ -241,7 +242,7 @@ def jobs_cancel(client: Client, args: argparse.Namespace) -> int:
 
 
 def jobs_weights(client: Client, args: argparse.Namespace) -> int:
-    path = client.jobs.download_weights(args.id, args.output, format=args.format)
+    path = client.jobs.download_weights(args.id, args.output, format=args.format, checkpoint=args.checkpoint)
     size = path.stat().st_size
     _emit(
         args, {"path": str(path), "format": args.format, "bytes": size}, lambda out: out.print(f"{path} ({size} bytes)")

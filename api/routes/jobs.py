@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import anyio
 from fastapi import APIRouter, Header, Query, Response
@@ -14,14 +14,22 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import JobsDep, StateDep, TenantDep
 from api.errors import ApiError, invalid
-from api.schemas.jobs import JobList, JobPublic, JobSpec, MetricsList, PredictRequest, PredictResponse
+from api.schemas.jobs import (
+    JobList,
+    JobPublic,
+    JobSpec,
+    JobStatus,
+    MetricsList,
+    PredictRequest,
+    PredictResponse,
+)
 from api.schemas.problems import responses
 from api.services import jobs as jobs_service
 from api.services.jobs import job_json, view
 from engine import export
 from store.artifacts import WEIGHT_FORMATS, Artifacts
 from store.errors import NotFound
-from store.jobs import STATUSES, TERMINAL
+from store.jobs import TERMINAL
 from store.storage import ObjectMissing
 from trainapi import logs
 
@@ -38,6 +46,7 @@ EVENTS_KEEPALIVE_SECONDS = 15.0
     status_code=202,
     summary="Submit a training job",
     responses=responses(400, 401, 413, 422, 429, 503),
+    response_model_exclude_unset=True,
 )
 def create_job(
     job: JobSpec,
@@ -51,21 +60,17 @@ def create_job(
     return view(record)
 
 
-@router.get("", summary="List jobs, newest first", responses=responses(401, 422))
+@router.get("", summary="List jobs, newest first", responses=responses(401, 422), response_model_exclude_unset=True)
 def list_jobs(
     tenant: TenantDep,
     jobs: JobsDep,
-    status: Annotated[str | None, Query(description=f"One of {', '.join(STATUSES)}.")] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=30, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=30, pattern=r"^[0-9]+$", description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> JobList:
-    if status is not None and status not in STATUSES:
-        raise invalid("status", f"must be one of {', '.join(STATUSES)}")
-    position: int | None = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise invalid("cursor", "not a cursor this API returned")
-        position = int(cursor)
+    position = None if cursor is None else int(cursor)  # digits: the pattern is checked first
     items, next_cursor = jobs.list(tenant, status=status, limit=limit, cursor=position)
     return JobList(items=[view(r) for r in items], next_cursor=None if next_cursor is None else str(next_cursor))
 
@@ -83,7 +88,12 @@ async def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/{job_id}/metrics", summary="Per-epoch metrics", responses=responses(401, 404, 422))
+@router.get(
+    "/{job_id}/metrics",
+    summary="Per-epoch metrics",
+    responses=responses(401, 404, 422),
+    response_model_exclude_unset=True,
+)
 def get_metrics(
     job_id: str,
     tenant: TenantDep,
@@ -138,7 +148,13 @@ async def job_events(
     )
 
 
-@router.post("/{job_id}/cancel", status_code=202, summary="Cancel a job", responses=responses(401, 404, 409))
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    summary="Cancel a job",
+    responses=responses(401, 404, 409),
+    response_model_exclude_unset=True,
+)
 def cancel_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobPublic:
     status = jobs.request_cancel(tenant, job_id)
     with logs.bind(job_id=job_id, tenant=tenant):
@@ -161,8 +177,10 @@ def _succeeded(record: dict[str, Any]) -> int:
 
 
 #: What ``/weights`` serves: the stored files, and ONNX built from the npz on request.
-FORMATS = (*WEIGHT_FORMATS, "onnx")
-CHECKPOINTS = ("best", "last")
+WeightFormat = Literal["npz", "safetensors", "json", "onnx"]
+FORMATS: tuple[str, ...] = get_args(WeightFormat)
+Checkpoint = Literal["best", "last"]
+CHECKPOINTS: tuple[str, ...] = get_args(Checkpoint)
 
 
 def _weights_key(record: dict[str, Any], checkpoint: str | None, artifacts: Artifacts) -> str:
@@ -196,19 +214,15 @@ def get_weights(
     job_id: str,
     tenant: TenantDep,
     state: StateDep,
-    format: Annotated[str, Query(description="npz, safetensors, json or onnx")] = "npz",
+    format: Annotated[WeightFormat, Query(description="npz, safetensors and json are stored; onnx is built.")] = "npz",
     checkpoint: Annotated[
-        str | None,
+        Checkpoint | None,
         Query(
             description="A cancelled job's `best` (best epoch by the early-stopping monitor) or `last` "
             "(last completed epoch) parameters; their metadata says which under `checkpoint`."
         ),
     ] = None,
 ) -> Response:
-    if format not in FORMATS:
-        raise invalid("format", f"must be one of {', '.join(FORMATS)}")
-    if checkpoint is not None and checkpoint not in CHECKPOINTS:
-        raise invalid("checkpoint", f"must be one of {', '.join(CHECKPOINTS)}")
     record = state.jobs.get(tenant, job_id)
     npz = _weights_key(record, checkpoint, state.artifacts)
     suffix = f"-{checkpoint}" if checkpoint else ""

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.jobs import Timestamp
+
 
 class DatasetCreate(BaseModel):
     """A small dataset sent as JSON (larger ones: multipart CSV or NPZ)."""
@@ -58,7 +60,7 @@ class DatasetPublic(BaseModel):
     description: str | None = None
     sha256: str | None = None
     size_bytes: int | None = None
-    created_at: str | None = None
+    created_at: Timestamp | None = None
     columns: list[ColumnSummary] | None = Field(None, description="Every column, the target included (uploads).")
     notes: list[str] = Field(default_factory=list, description="What parsing did that you should know.")
 

@@ -2,13 +2,78 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from store.jobspec import JobSpec
 
-__all__ = ["JobList", "JobPublic", "JobSpec", "MetricsList", "PredictRequest", "PredictResponse", "Progress"]
+__all__ = [
+    "DatasetSummary",
+    "EpochMetrics",
+    "JobList",
+    "JobPublic",
+    "JobSpec",
+    "JobStatus",
+    "MetricsList",
+    "PredictRequest",
+    "PredictResponse",
+    "Progress",
+    "TestMetrics",
+    "Timestamp",
+]
+
+#: ``store.jobs.STATUSES``; ``tests/api/test_openapi.py`` checks that the two agree.
+JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled", "pruned"]
+#: RFC 3339 UTC, milliseconds: ``2026-01-31T12:00:00.000Z``. Sent as stored, documented as ``date-time``.
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-01-31T12:00:00.000Z"])]
+
+
+class EpochMetrics(BaseModel):
+    """One epoch's record. Classification jobs carry ``accuracy``/``val_accuracy``, regression jobs
+    ``r2``/``val_r2`` and ``mae``/``val_mae``; a field that does not apply is absent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: int = Field(description="1-based.")
+    train_loss: float | None = None
+    val_loss: float | None = Field(None, description="null without a validation split.")
+    accuracy: float | None = None
+    val_accuracy: float | None = None
+    r2: float | None = None
+    val_r2: float | None = None
+    mae: float | None = None
+    val_mae: float | None = None
+    penalty: float | None = Field(None, description="l1*sum|w| + l2*sum w^2 over the weights.")
+    weight_l2_norm: float | None = None
+    sparsity: float | None = Field(None, description="Fraction of weights exactly 0.")
+    learning_rate: float | None = None
+    epoch_seconds: float | None = None
+    samples_per_second: float | None = None
+    timestamp: float | None = Field(None, description="Unix seconds at the end of the epoch.")
+
+
+class TestMetrics(BaseModel):
+    """On the held-out test split: ``loss`` and ``accuracy``, or ``loss``, ``r2`` and ``mae``."""
+
+    __test__ = False  # not a pytest test class
+
+    loss: float | None = None
+    accuracy: float | None = None
+    r2: float | None = None
+    mae: float | None = None
+
+
+class DatasetSummary(BaseModel):
+    """The dataset a job trains on, as it was when the job was created."""
+
+    id: str
+    name: str
+    source: str = Field(description="builtin or upload")
+    n_samples: int
+    n_features: int
+    task: str | None
+    target_name: str
 
 
 class Progress(BaseModel):
@@ -28,17 +93,15 @@ class JobError(BaseModel):
 
 
 class JobPublic(BaseModel):
-    """A job as the API shows it."""
+    """A job as the API shows it. Routes send it with ``response_model_exclude_unset``: a metric that does
+    not apply to the job is absent, as in the stored record (and as ``GET /v1/jobs/{id}`` sends it)."""
 
     id: str
     name: str
-    status: str = Field(
-        description="queued, running, cancelling, succeeded, failed, cancelled, "
-        "or pruned (a sweep trial its pruner stopped)."
-    )
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
+    status: JobStatus = Field(description="`pruned`: a sweep trial its pruner stopped.")
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
     attempt: int
     queue_position: int | None = Field(
         None,
@@ -46,15 +109,15 @@ class JobPublic(BaseModel):
         "(sweep trials waiting for a slot of their sweep included).",
     )
     progress: Progress
-    latest_metrics: dict[str, Any] | None = None
-    best_metrics: dict[str, Any] | None = None
+    latest_metrics: EpochMetrics | None = None
+    best_metrics: EpochMetrics | None = None
     best_epoch: int | None = None
     stopped_early: bool = False
     stop_reason: str | None = Field(None, description="early_stopping, max_runtime, or null.")
-    test_metrics: dict[str, Any] | None = None
+    test_metrics: TestMetrics | None = None
     error: JobError | None = None
-    spec: dict[str, Any] = Field(description="The normalized spec: every default filled in.")
-    dataset: dict[str, Any]
+    spec: JobSpec = Field(description="The normalized spec: every default filled in.")
+    dataset: DatasetSummary
     sweep_id: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -65,7 +128,7 @@ class JobList(BaseModel):
 
 
 class MetricsList(BaseModel):
-    items: list[dict[str, Any]] = Field(description="One record per epoch, in epoch order.")
+    items: list[EpochMetrics] = Field(description="One record per epoch, in epoch order.")
 
 
 Cell = float | str | bool | None

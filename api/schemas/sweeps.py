@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.schemas.jobs import JobError, JobStatus, Timestamp
 from engine.spec import MONITORS, Monitor
 from store.jobspec import JOB_EXAMPLE, JobSpec
 
@@ -109,22 +110,24 @@ class TrialResult(BaseModel):
     trial_id: str
     index: int
     parameters: dict[str, Any]
-    status: str
+    status: JobStatus
     objective: float | None = None
     best_epoch: int | None = None
     train_val_gap: float | None = Field(None, description="val_loss - train_loss at the best epoch.")
     epochs_run: int
-    started_at: str | None = None
-    finished_at: str | None = None
-    error: dict[str, Any] | None = None
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    error: JobError | None = None
 
 
 class SweepPublic(BaseModel):
     id: str
     name: str
-    status: str = Field(description="running, cancelling, succeeded, failed (every trial failed) or cancelled.")
-    created_at: str
-    finished_at: str | None = None
+    status: Literal["running", "cancelling", "succeeded", "failed", "cancelled"] = Field(
+        description="`failed`: every trial failed."
+    )
+    created_at: Timestamp
+    finished_at: Timestamp | None = None
     strategy: str
     objective: dict[str, Any]
     n_trials: int

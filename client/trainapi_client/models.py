@@ -82,7 +82,7 @@ class DatasetSummary(Model):
     source: str
     n_samples: int
     n_features: int
-    task: str | None = None
+    task: str | None
     target_name: str
 
 

@@ -149,7 +149,7 @@ JOB = {
     "progress": {"epoch": 0, "epochs": 5, "fraction": 0.0},
     "spec": {},
     "dataset": {"id": "iris", "name": "iris", "source": "builtin", "n_samples": 150, "n_features": 4,
-                "target_name": "species"},
+                "task": "classification", "target_name": "species"},
 }  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from trainapi_client.models import EpochMetrics, Job, Prediction
 from trainapi_client.resources.resource import AsyncResource, SyncResource
 from trainapi_client.waiting import ProgressBar, async_wait_for, wait_for
 
-WEIGHT_FORMATS = ("npz", "safetensors", "json")
+WEIGHT_FORMATS = ("npz", "safetensors", "json", "onnx")
 
 
 def _create(spec: dict[str, Any] | None, fields: dict[str, Any], idempotency_key: str | None) -> Request:
@@ -44,10 +44,11 @@ def _records(body: dict[str, Any]) -> builtins.list[EpochMetrics]:
     return [EpochMetrics.from_dict(item) for item in body["items"]]
 
 
-def _weights(job_id: str, format: str) -> Request:
+def _weights(job_id: str, format: str, checkpoint: str | None) -> Request:
     if format not in WEIGHT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(WEIGHT_FORMATS)}, not {format!r}")
-    return Request("GET", url_path("v1", "jobs", job_id, "weights"), params={"format": format})
+    params = {"format": format, "checkpoint": checkpoint}
+    return Request("GET", url_path("v1", "jobs", job_id, "weights"), params=params)
 
 
 def _predict(job_id: str, inputs: Any) -> Request:
@@ -183,9 +184,14 @@ class Jobs(SyncResource):
         """
         return wait_for(lambda: self.get(job_id), timeout, progress, interval)
 
-    def download_weights(self, job_id: str, path: str | Path, format: str = "safetensors") -> Path:
-        """Stream the trained weights (``npz``, ``safetensors`` or ``json``) to ``path``; returns it."""
-        with self._transport.open(_weights(job_id, format)) as response, Download(path) as out:
+    def download_weights(
+        self, job_id: str, path: str | Path, format: str = "safetensors", checkpoint: str | None = None
+    ) -> Path:
+        """Stream the trained weights (``npz``, ``safetensors``, ``json`` or ``onnx``) to ``path``; returns it.
+
+        ``checkpoint="best"`` or ``"last"``: a cancelled job's parameters of its best or last epoch.
+        """
+        with self._transport.open(_weights(job_id, format, checkpoint)) as response, Download(path) as out:
             for chunk in response.iter_bytes():
                 out.write(chunk)
         return Path(path)
@@ -241,8 +247,10 @@ class AsyncJobs(AsyncResource):
     ) -> Job:
         return await async_wait_for(lambda: self.get(job_id), timeout, progress, interval)
 
-    async def download_weights(self, job_id: str, path: str | Path, format: str = "safetensors") -> Path:
-        async with self._transport.open(_weights(job_id, format)) as response:
+    async def download_weights(
+        self, job_id: str, path: str | Path, format: str = "safetensors", checkpoint: str | None = None
+    ) -> Path:
+        async with self._transport.open(_weights(job_id, format, checkpoint)) as response:
             with Download(path) as out:
                 async for chunk in response.aiter_bytes():
                     out.write(chunk)

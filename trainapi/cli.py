@@ -113,6 +113,8 @@ def run_worker(settings: Settings, concurrency: int) -> int:
 
 def run_webhooks(settings: Settings) -> int:
     """The webhook delivery consumer alone (compose runs one beside the workers)."""
+    from trainapi import processes
+
     if not settings.redis_url:
         log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
         return 2

@@ -105,6 +105,13 @@ def _read_json(path: Path) -> Any:
         raise UsageError(f"cannot read {path}: {exc}") from None
 
 
+def _read_spec(path: Path, what: str) -> dict[str, Any]:
+    spec = _read_json(path)
+    if not isinstance(spec, dict):
+        raise UsageError(f"{path}: a {what} spec is a JSON object")
+    return spec
+
+
 def _emit(args: argparse.Namespace, data: Any, human: Callable[[Console], None]) -> None:
     if args.json:
         print(json.dumps(data))
@@ -190,10 +197,7 @@ def datasets_list(client: Client, args: argparse.Namespace) -> int:
 
 
 def jobs_submit(client: Client, args: argparse.Namespace) -> int:
-    spec = _read_json(args.spec)
-    if not isinstance(spec, dict):
-        raise UsageError(f"{args.spec}: a job spec is a JSON object")
-    job = client.jobs.create(spec)
+    job = client.jobs.create(_read_spec(args.spec, "job"))
     if not args.wait:
         _emit(args, job.to_dict(), lambda out: out.print(f"submitted {job.id} ({job.status})"))
         return OK
@@ -270,10 +274,7 @@ def jobs_predict(client: Client, args: argparse.Namespace) -> int:
 
 
 def sweeps_submit(client: Client, args: argparse.Namespace) -> int:
-    spec = _read_json(args.spec)
-    if not isinstance(spec, dict):
-        raise UsageError(f"{args.spec}: a sweep spec is a JSON object")
-    sweep = client.sweeps.create(spec)
+    sweep = client.sweeps.create(_read_spec(args.spec, "sweep"))
     if args.wait:
         bar = not args.json and sys.stdout.isatty()
         sweep = client.sweeps.wait(sweep.id, progress=ProgressBar() if bar else False)

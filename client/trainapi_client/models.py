@@ -87,6 +87,26 @@ class DatasetSummary(Model):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class LevelCount(Model):
+    level: str
+    count: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ColumnSummary(Model):
+    """One column of an uploaded table: its type (numeric, boolean, categorical), gaps, and values."""
+
+    name: str
+    type: str
+    missing: int
+    min: float | None = None
+    mean: float | None = None
+    max: float | None = None
+    distinct: int | None = None
+    top: list[LevelCount] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Dataset(DatasetSummary):
     """A built-in or uploaded dataset."""
 
@@ -96,6 +116,8 @@ class Dataset(DatasetSummary):
     sha256: str | None = None
     size_bytes: int | None = None
     created_at: datetime | None = None
+    columns: list[ColumnSummary] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -232,6 +254,8 @@ class Sweep(Model):
 #: The service schema each class mirrors (``components.schemas`` of ``/openapi.json``).
 SCHEMAS: dict[type[Model], str] = {
     Dataset: "DatasetPublic",
+    ColumnSummary: "ColumnSummary",
+    LevelCount: "LevelCount",
     EpochMetrics: "EpochMetrics",
     TestMetrics: "TestMetrics",
     Progress: "Progress",

@@ -222,3 +222,30 @@ def test_stream_yields_every_epoch_once_across_a_dropped_connection(service):
             assert len(resumed) == 1 and 3 <= int(resumed[0].headers["Last-Event-ID"]) < 25
     finally:
         proxy.close()
+
+
+def test_async_stream_resumes_across_a_dropped_connection_too(service):
+    proxy = DroppingProxy(service.api_port)
+    spec = {"dataset": "digits", "model": {"type": "mlp", "hidden_layers": [32]}, "training": {"epochs": 15}}
+    seen: list[httpx.Request] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request)
+
+    async def follow() -> list[int]:
+        http = httpx.AsyncClient(event_hooks={"request": [hook]})
+        async with AsyncClient(f"http://127.0.0.1:{proxy.port}", http_client=http) as client:
+            job = await client.jobs.create(spec)
+            epochs = []
+            async for record in client.jobs.stream(job.id):
+                epochs.append(record.epoch)
+                if record.epoch == 2:
+                    proxy.cut()
+            return epochs
+
+    try:
+        assert asyncio.run(follow()) == list(range(1, 16))
+    finally:
+        proxy.close()
+    streams = [r.headers.get("Last-Event-ID") for r in seen if r.url.path.endswith("/events")]
+    assert streams[0] is None and len(streams) == 2 and int(streams[1]) >= 2  # one resume, after epoch 2 or later

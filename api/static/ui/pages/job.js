@@ -6,6 +6,7 @@ import { Chart, TRAIN, VAL, column, metricSeries } from "../charts.js";
 import { badge, cell, clear, duration, errorNotice, h, href, link, notFound, notice, num, percent, setTitle, table, when } from "../dom.js";
 
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
+const TABLE_ROWS = 200;
 const FIRST_COLUMNS = ["epoch", "train_loss", "val_loss", "accuracy", "val_accuracy", "r2", "val_r2", "mae", "val_mae", "penalty", "learning_rate", "sparsity", "weight_l2_norm", "epoch_seconds", "samples_per_second"];
 
 export async function render(main, { config, params }) {
@@ -183,10 +184,16 @@ class JobPage {
     const ordered = [...FIRST_COLUMNS.filter((k) => keys.has(k)), ...[...keys].filter((k) => !FIRST_COLUMNS.includes(k) && k !== "timestamp")];
     const columns = ordered.map((k) => ({ label: k, num: true, value: (r) => num(r[k]) }));
     const best = this.job.best_epoch;
+    // The newest epochs (and the best one), not thousands of rows redrawn on every epoch.
+    const shown = this.records.slice(-TABLE_ROWS).reverse();
+    const bestRecord = this.records.find((r) => r.epoch === best);
+    if (bestRecord && !shown.includes(bestRecord)) shown.push(bestRecord);
+    const notes = [best != null ? `Highlighted: the best epoch (${best}).` : "", "Newest epoch first."];
+    if (this.records.length > TABLE_ROWS) notes.push(`The last ${TABLE_ROWS} of ${this.records.length} epochs; GET /v1/jobs/{id}/metrics has them all.`);
     clear(
       this.tableBox,
-      h("div", { class: "table-wrap" }, table(columns, [...this.records].reverse(), { rowProps: (r) => ({ class: r.epoch === best ? "best" : null, dataset: { epoch: String(r.epoch) } }) })),
-      best != null ? h("p", { class: "muted small", text: `Highlighted: the best epoch (${best}). Newest epoch first.` }) : null,
+      h("div", { class: "table-wrap" }, table(columns, shown, { rowProps: (r) => ({ class: r.epoch === best ? "best" : null, dataset: { epoch: String(r.epoch) } }) })),
+      h("p", { class: "muted small", text: notes.filter(Boolean).join(" ") }),
     );
   }
 

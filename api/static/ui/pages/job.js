@@ -1,7 +1,7 @@
 // One job: curves growing live over SSE, best epoch marked, metric table, test metrics, spec,
 // downloads of every weights format, cancel.
 
-import { ApiError, api, download, events, find } from "../api.js";
+import { ApiError, api, download, events, every, find } from "../api.js";
 import { Chart, TRAIN, VAL, column, metricSeries } from "../charts.js";
 import { badge, cell, clear, duration, errorNotice, h, href, link, notFound, notice, num, percent, setTitle, table, when } from "../dom.js";
 
@@ -77,8 +77,10 @@ class JobPage {
     setTitle(job.name, "Job");
     const epochs = job.progress.epochs;
     const done = Math.max(job.progress.epoch, this.records.length ? this.records[this.records.length - 1].epoch : 0);
-    const latest = this.records[this.records.length - 1];
-    const eta = ACTIVE.has(job.status) && latest?.epoch_seconds ? latest.epoch_seconds * Math.max(epochs - done, 0) : null;
+    // As the service estimates it: the median duration of the last five epochs times the epochs left.
+    const recent = this.records.slice(-5).map((r) => r.epoch_seconds).filter((v) => v != null).sort((a, b) => a - b);
+    const median = recent.length ? recent[Math.floor(recent.length / 2)] : null;
+    const eta = ACTIVE.has(job.status) && median != null ? median * Math.max(epochs - done, 0) : null;
     const downloads = this.config.weight_formats.map((format) =>
       h("button", {
         type: "button",
@@ -109,6 +111,7 @@ class JobPage {
         { class: "toolbar" },
         h("progress", { id: "job-progress", max: 1, value: epochs ? done / epochs : 0 }),
         h("span", { id: "job-epochs" }, `epoch ${done} / ${epochs}`),
+        job.status === "queued" && job.queue_position ? h("span", { class: "muted", id: "queue-position" }, `waiting: number ${job.queue_position} in the queue`) : null,
         eta != null ? h("span", { class: "muted" }, `about ${duration(eta)} left`) : null,
         h("span", { class: "spacer" }),
         h("span", { class: "muted small" }, "Weights:"),
@@ -212,6 +215,20 @@ class JobPage {
 
   /** Follow the job's event stream: each epoch redraws the curves; the end event brings the final job. */
   async follow() {
+    // Until its first epoch a queued job sends no event: its queue position is read every few seconds.
+    every(
+      3000,
+      async () => {
+        if (this.job.status !== "queued") return false;
+        const fresh = await api(`/v1/jobs/${encodeURIComponent(this.job.id)}`);
+        if (this.job.status === "queued") {
+          this.job = fresh;
+          this.drawHead();
+        }
+        return fresh.status === "queued";
+      },
+      () => {},
+    );
     const last = this.records.length ? this.records[this.records.length - 1].epoch : null;
     let pending = false;
     const redraw = () => {

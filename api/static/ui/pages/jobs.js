@@ -94,7 +94,13 @@ export async function render(main, { config, query }) {
       },
       { label: "Name", class: "name-cell", value: (j) => link(j.name, href("jobs", j.id)) },
       { label: "Status", value: (j) => badge(j.status) },
-      { label: "Progress", value: (j) => h("span", { class: "row" }, h("progress", { max: 1, value: j.progress.fraction }), `${j.progress.epoch}/${j.progress.epochs}`) },
+      {
+        label: "Progress",
+        value: (j) =>
+          j.status === "queued" && j.queue_position
+            ? h("span", { class: "muted", text: `number ${j.queue_position} in the queue` })
+            : h("span", { class: "row" }, h("progress", { max: 1, value: j.progress.fraction }), `${j.progress.epoch}/${j.progress.epochs}`),
+      },
       { label: "Best val loss", num: true, value: (j) => num(j.best_metrics?.val_loss ?? j.best_metrics?.train_loss) },
       { label: "Best epoch", num: true, value: (j) => num(j.best_epoch) },
       { label: "Test", num: true, value: (j) => (j.test_metrics ? (j.test_metrics.accuracy != null ? percent(j.test_metrics.accuracy) : `r² ${num(j.test_metrics.r2)}`) : "—") },

@@ -32,7 +32,7 @@ def _safe_host(settings: Settings, host: str) -> str:
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Redis (embedded unless TRAINAPI_REDIS_URL is set), ``workers`` Celery workers and the API."""
+    """Redis (embedded unless TRAINAPI_REDIS_URL is set), ``workers`` Celery workers, the webhook consumer, the API."""
     from trainapi import processes  # here, not at the top: the client commands start faster without Redis
 
     settings.ensure_dirs()

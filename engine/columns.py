@@ -36,7 +36,7 @@ import numpy as np
 
 from engine.errors import ConfigError, InputError
 
-__all__ = ["COLUMN_TYPES", "ColumnEncoder", "summarize"]
+__all__ = ["COLUMN_TYPES", "ColumnEncoder", "summarize", "summarize_target"]
 
 COLUMN_TYPES: tuple[str, ...] = ("numeric", "boolean", "categorical")
 #: Most frequent levels a column summary lists.
@@ -82,6 +82,17 @@ def summarize(
             entry["max"] = None if empty else float(present.max())
         out.append(entry)
     return out
+
+
+def summarize_target(name: str, y: np.ndarray) -> dict[str, Any]:
+    """The summary of a target ``y`` (shape (n_samples,)): numeric, or labels (``""`` or NaN is missing)."""
+    if y.dtype.kind in "iuf":
+        return summarize(y.astype(np.float64)[:, None], ("numeric",), [None], (name,))[0]
+    present = y != ""
+    levels, codes = np.unique(y[present], return_inverse=True)
+    column = np.full(len(y), np.nan)
+    column[present] = codes
+    return summarize(column[:, None], ("categorical",), [tuple(str(v) for v in levels)], (name,))[0]
 
 
 @dataclass(frozen=True)

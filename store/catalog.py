@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 import engine
+from engine.columns import summarize, summarize_target
 from engine.preprocessing import MAX_AUTO_CLASSES, infer_task, target_present
 from store.datasets import DatasetStore
 from store.errors import Conflict
@@ -44,6 +45,10 @@ def builtin(name: str) -> dict[str, Any]:
         "target_name": ds.target_name,
         "target_numeric": ds.y.dtype.kind in "iuf",
         "description": ds.description,
+        "columns": [
+            *summarize(ds.X, ds.types, ds.column_levels(), ds.feature_names),
+            summarize_target(ds.target_name, ds.y),
+        ],
     }
 
 

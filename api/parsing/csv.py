@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from api.parsing.dataset import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, ParsedDataset, unique_names
 from api.parsing.errors import BadCell, ParseError, count, shorten, shorten_list
-from engine.columns import summarize
+from engine.columns import summarize, summarize_target
 
 __all__ = ["DELIMITERS", "MAX_BAD_CELLS", "NA_VALUES", "parse_csv"]
 
@@ -215,7 +215,7 @@ def parse_csv(
     feature_names = tuple(names[c] for c in keep)
     column_types = tuple(types[c] for c in keep)
     summary = summarize(X, column_types, levels, feature_names)
-    summary.append(_target_summary(names[t], y))
+    summary.append(summarize_target(names[t], y))
     notes = tuple(
         f"column {names[c]!r} has no values (every cell is missing) and was left out"
         for c in range(width)
@@ -543,13 +543,3 @@ def _sort_levels(column: NDArray[np.float64], index: dict[str, int]) -> tuple[st
     present = ~np.isnan(column)
     column[present] = rank[column[present].astype(np.intp)]
     return tuple(levels[i] for i in order)
-
-
-def _target_summary(name: str, y: NDArray[Any]) -> dict[str, Any]:
-    if y.dtype.kind == "f":
-        return summarize(y[:, None], ("numeric",), [None], (name,))[0]
-    present = y[y != ""]
-    levels, codes = np.unique(present, return_inverse=True)
-    column = np.full(len(y), np.nan)
-    column[y != ""] = codes
-    return summarize(column[:, None], ("categorical",), [tuple(levels.tolist())], (name,))[0]

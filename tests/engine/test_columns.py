@@ -14,7 +14,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from support import numpy_forward
 
 from engine import ConfigError, Dataset, TrainSpec, export, train
-from engine.columns import ColumnEncoder, summarize
+from engine.columns import ColumnEncoder, summarize, summarize_target
 from engine.preprocessing import encode_labels, prepare, split_indices
 from engine.spec import PreprocessingSpec
 
@@ -231,3 +231,9 @@ def test_summary_of_columns():
         "top": [{"level": "b", "count": 2}, {"level": "a", "count": 1}],
     }
     assert summary[2]["type"] == "boolean" and summary[2]["mean"] == pytest.approx(2 / 3)
+
+
+def test_summary_of_targets():
+    assert summarize_target("y", np.array([1, 2, 3]))["mean"] == 2.0
+    labels = summarize_target("y", np.array(["b", "", "a", "b"]))
+    assert labels["missing"] == 1 and labels["distinct"] == 2 and labels["top"][0] == {"level": "b", "count": 2}

@@ -206,3 +206,11 @@ def test_a_sweep_searches_preprocessing(api):
         spec = api.get(f"/v1/jobs/{trial['trial_id']}").json()["spec"]
         assert spec["preprocessing"]["impute_numeric"] == trial["parameters"]["preprocessing.impute_numeric"]
     api.post(f"/v1/sweeps/{sweep.json()['id']}/cancel")
+
+
+def test_builtin_datasets_list_their_columns(api):
+    iris = api.get("/v1/datasets/iris").json()
+    assert [c["type"] for c in iris["columns"]] == ["numeric"] * 4 + ["categorical"]
+    species = iris["columns"][-1]
+    assert [species[k] for k in ("name", "type", "missing", "distinct")] == ["species", "categorical", 0, 3]
+    assert species["top"] == [{"level": name, "count": 50} for name in ("setosa", "versicolor", "virginica")]

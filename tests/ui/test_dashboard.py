@@ -351,8 +351,9 @@ def test_upload_by_file_input_then_train_from_the_form(browse, world: World) -> 
     page.set_input_files("#upload-file", files=[{"name": "heights.csv", "mimeType": "text/csv", "buffer": _csv()}])
     page.wait_for_selector("#upload-result >> text=Uploaded")
     page.wait_for_selector("#dataset-rows table")
-    assert page.locator("#dataset-rows tbody tr").count() == 10
-    assert page.locator("#dataset-rows th").all_text_contents()[-1] == "label (target)"
+    assert page.locator("#dataset-rows table").first.locator("tbody tr").count() == 10
+    assert page.locator("#dataset-rows table").first.locator("th").all_text_contents()[-1] == "label (target)"
+    assert page.locator("#dataset-columns tbody tr").count() == 4  # each column's type and summary
     dataset_id = page.text_content("#upload-result code")
     assert page.locator(f"tr[data-dataset='{dataset_id}']").count() == 1
     b.shot(page, "datasets")

@@ -5,6 +5,17 @@ import { ApiError, api } from "../api.js";
 import { cell, clear, errorNotice, h, link, notice, num, setTitle, table, when } from "../dom.js";
 
 const ROWS = 10;
+/** The typed column summaries of an uploaded table (numeric: range and mean; categorical: its commonest levels). */
+const COLUMN_SUMMARY = [
+  { label: "Column", value: (c) => c.name },
+  { label: "Type", value: (c) => c.type },
+  { label: "Missing", num: true, value: (c) => num(c.missing) },
+  { label: "Min", num: true, value: (c) => num(c.min) },
+  { label: "Mean", num: true, value: (c) => num(c.mean) },
+  { label: "Max", num: true, value: (c) => num(c.max) },
+  { label: "Distinct", num: true, value: (c) => num(c.distinct) },
+  { label: "Commonest", value: (c) => (c.top || []).map((t) => `${cell(t.level)} (${t.count})`).join(", ") },
+];
 
 export async function render(main, { query }) {
   setTitle("Datasets");
@@ -13,13 +24,14 @@ export async function render(main, { query }) {
   const result = h("div", { id: "upload-result", "aria-live": "polite" });
   const target = h("input", { type: "text", id: "upload-target", name: "target", placeholder: "last column" });
   const name = h("input", { type: "text", id: "upload-name", name: "name", placeholder: "the file name" });
+  const decimal = h("select", { id: "upload-decimal", name: "decimal" }, h("option", { value: ".", text: "1.5 (point)" }), h("option", { value: ",", text: "1,5 (comma)" }));
   const fileInput = h("input", { type: "file", id: "upload-file", accept: ".csv,.npz,text/csv,application/octet-stream", onchange: () => fileInput.files[0] && upload(fileInput.files[0]) });
   const zone = h(
     "div",
     { class: "dropzone", id: "dropzone" },
     h("p", {}, h("b", { text: "Drop a CSV or NPZ file here" }), " or choose one: "),
     fileInput,
-    h("p", { class: "muted small", text: "CSV: a header row, numeric features; class labels may be text. NPZ: arrays X and y." }),
+    h("p", { class: "muted small", text: "CSV: a header row; comma, semicolon, tab or pipe separated; text columns and empty cells are fine. NPZ: arrays X and y." }),
   );
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
@@ -40,7 +52,7 @@ export async function render(main, { query }) {
       "section",
       { class: "card" },
       h("h3", { text: "Upload" }),
-      h("div", { class: "upload-fields" }, h("label", {}, "Target column ", target), h("label", {}, "Name ", name)),
+      h("div", { class: "upload-fields" }, h("label", {}, "Target column ", target), h("label", {}, "Name ", name), h("label", {}, "Decimals ", decimal)),
       zone,
       result,
     ),
@@ -54,6 +66,7 @@ export async function render(main, { query }) {
     form.append("file", file, file.name);
     if (target.value.trim()) form.append("target", target.value.trim());
     if (name.value.trim()) form.append("name", name.value.trim());
+    if (decimal.value !== ".") form.append("decimal", decimal.value);
     clear(result, h("p", { class: "muted", text: `Uploading ${file.name}…` }));
     try {
       const ds = await api("/v1/datasets", { method: "POST", body: form });
@@ -94,6 +107,7 @@ export async function render(main, { query }) {
         h("h2", { text: `First rows of ${ds.name}` }),
         h("p", { class: "muted small", text: `${head.rows.length} of ${head.n_samples} rows. ${ds.description ?? ""}` }),
         h("div", { class: "table-wrap" }, table(columns, head.rows)),
+        ds.columns?.length ? [h("h3", { class: "spaced", text: "Columns" }), h("div", { class: "table-wrap", id: "dataset-columns" }, table(COLUMN_SUMMARY, ds.columns))] : null,
       );
       const url = new URL(location.href);
       url.searchParams.set("id", id);

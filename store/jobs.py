@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
 from store.metrics import QUEUE_ORDER, STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, plausible_id
+from store.storage import StorageUnavailable
 
+log = logging.getLogger(__name__)
 TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
 ACTIVE = ("queued", "running", "cancelling")
 STATUSES = ("queued", "running", "cancelling", *TERMINAL)
@@ -399,10 +402,11 @@ class JobStore:
         return [json.loads(item) for item in items]
 
     def archive_metrics(self, job_id: str) -> bool:
-        """Move a finished job's metrics list into storage (one object); False when there was nothing to move.
+        """Move a finished job's metrics list into storage (one object); False when nothing was moved.
 
         Safe to repeat and to run concurrently: the object's bytes follow from the list, which no longer
         changes once the job has finished, and the script moves it only if it still holds what was stored.
+        If the storage fails the list stays in Redis, where every reader still finds it.
         """
         if self.artifacts is None:
             return False
@@ -412,7 +416,11 @@ class JobStore:
         (status, archived), items = pipe.execute()
         if status not in TERMINAL or archived or not items:
             return False
-        self.artifacts.storage.put(self.artifacts.metrics_key(job_id), ("[" + ",".join(items) + "]").encode())
+        try:
+            self.artifacts.storage.put(self.artifacts.metrics_key(job_id), ("[" + ",".join(items) + "]").encode())
+        except StorageUnavailable as exc:
+            log.warning("job %s: metrics stay in Redis, storage failed: %s", job_id, exc)
+            return False
         return bool(self._archive(keys=[key("job", job_id), key("job", job_id, "metrics")], args=[len(items)]) == 1)
 
     def request_cancel(self, tenant: str, job_id: str) -> str:
@@ -426,6 +434,8 @@ class JobStore:
         )
         if status in TERMINAL and status != "cancelled":
             raise Conflict(f"the job already {status}")
+        if status == "cancelled":  # a queued job handed back earlier may have epochs
+            self.archive_metrics(job_id)
         return status
 
     @staticmethod
@@ -588,6 +598,8 @@ class JobStore:
             )
             if outcome == "requeued":
                 requeue.append(job_id)
+            elif outcome == "cancelled":
+                self.archive_metrics(job_id)
         return requeue
 
     # -- retention -----------------------------------------------------------

@@ -109,7 +109,7 @@ class JobRunner:
             if claim.outcome != "ok":
                 if claim.outcome in ("terminal", "cancelled", "exhausted"):
                     self._trial_done(record)
-                    self._archive_metrics(job_id)
+                    self.jobs.archive_metrics(job_id)
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
             claimed_at = time.time()
             with logs.bind(tenant=record["tenant"], attempt=claim.attempt):
@@ -122,7 +122,7 @@ class JobRunner:
                 started = _timestamp(record.get("started_at")) or claimed_at
                 self.recorder.observe("job_duration_seconds", (outcome.status,), max(time.time() - started, 0.0))
                 self._trial_done(record, outcome.status)
-                self._archive_metrics(job_id)
+                self.jobs.archive_metrics(job_id)
             self.send_metrics()
             return outcome
         except StaleAttempt as exc:
@@ -309,13 +309,6 @@ class JobRunner:
             self.requeue(job_id)
         log.warning("job %s: attempt %d handed back, object storage failed: %s", job_id, claim.attempt, exc)
         return Outcome("released", str(exc))
-
-    def _archive_metrics(self, job_id: str) -> None:
-        """A finished job's metrics list leaves Redis for storage; if the storage fails, it stays (reads still work)."""
-        try:
-            self.jobs.archive_metrics(job_id)
-        except StorageUnavailable as exc:
-            log.warning("job %s: metrics stay in Redis, storage failed: %s", job_id, exc)
 
     def _delete_leftovers(self, job_id: str, attempt: int | None) -> None:
         """Checkpoints and other attempts' objects; a storage failure here only leaves them for the job's deletion."""

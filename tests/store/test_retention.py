@@ -71,3 +71,16 @@ def test_a_deleted_job_leaves_the_retention_index(stores: Stores):
     assert stores.redis.zscore("trainapi:finished", job_id) is not None
     stores.jobs.delete(TENANT, job_id)
     assert stores.redis.zscore("trainapi:finished", job_id) is None
+
+
+def test_a_handed_back_job_cancelled_while_queued_moves_its_metrics_too(stores: Stores):
+    job_id = _job(stores)
+    claim = stores.jobs.claim(job_id, TENANT, lease_seconds=30, max_attempts=3)
+    for epoch in (1, 2):
+        stores.jobs.append_metric(job_id, claim.token, {"epoch": epoch}, lease_seconds=30)
+    stores.jobs.release(job_id, claim.token)  # a worker shutting down handed it back
+    assert stores.jobs.request_cancel(TENANT, job_id) == "cancelled"
+    assert stores.redis.hget(f"trainapi:job:{job_id}", "metrics_archived") == "2"
+    assert not stores.redis.exists(f"trainapi:job:{job_id}:metrics")
+    assert stores.jobs.metrics(TENANT, job_id) == [{"epoch": 1}, {"epoch": 2}]
+    assert stores.jobs.metrics(TENANT, job_id, since_epoch=1) == [{"epoch": 2}]

@@ -23,6 +23,11 @@ const FIELDS = [
     { path: "regularization.dropout", label: "Dropout", kind: "rates", hint: "Drop probability of hidden units; one number or one per layer." },
     number("regularization.input_dropout", "Input dropout", "Drop probability of input features."),
   ]],
+  ["Table columns", [
+    { path: "preprocessing.impute_numeric", label: "Numeric gaps", kind: "choice", hint: "Fill value fitted on the train split." },
+    { path: "preprocessing.impute_categorical", label: "Text gaps", kind: "choice" },
+    { path: "preprocessing.categorical", label: "Text columns", kind: "choice" },
+  ]],
   ["Optimizer", [
     { path: "optimizer.name", label: "Optimizer", kind: "choice" },
     number("optimizer.learning_rate", "Learning rate"),

@@ -74,6 +74,7 @@ class DatasetSummary(BaseModel):
     n_features: int
     task: str | None
     target_name: str
+    rows_missing_target: int = Field(0, description="Rows left out of training because their target is missing.")
 
 
 class Progress(BaseModel):

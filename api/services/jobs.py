@@ -51,9 +51,11 @@ def resolve_dataset(state: AppState, tenant: str, ident: str, field: str = "data
         raise unknown_dataset(ident, field) from None
 
 
-def dataset_summary(dataset: dict[str, Any]) -> dict[str, Any]:
-    """The part of a dataset's summary stored with each job that uses it."""
-    return {k: dataset[k] for k in SUMMARY_FIELDS}
+def dataset_summary(dataset: dict[str, Any], target: str | None = None) -> dict[str, Any]:
+    """The part of a dataset's summary stored with each job that uses it (``target``: the job's, if its own)."""
+    name = target or dataset["target_name"]
+    missing = next((int(c["missing"]) for c in dataset.get("columns") or () if c["name"] == name), 0)
+    return {**{k: dataset[k] for k in SUMMARY_FIELDS}, "rows_missing_target": missing}
 
 
 def admit(state: AppState, tenant: str, job: JobSpec, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -145,12 +147,6 @@ def input_width(job: JobSpec, dataset: dict[str, Any]) -> int:
     return width
 
 
-def missing_targets(job: JobSpec, dataset: dict[str, Any]) -> int:
-    """Rows the job leaves out because their target is missing."""
-    target = job.target or dataset["target_name"]
-    return next((int(c["missing"]) for c in dataset.get("columns") or () if c["name"] == target), 0)
-
-
 # -- lifecycle -----------------------------------------------------------------
 
 
@@ -164,7 +160,7 @@ def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | No
     record, created = state.jobs.create(
         tenant,
         job.normalized(),
-        {**dataset_summary(dataset), "rows_missing_target": missing_targets(job, dataset)},
+        dataset_summary(dataset, job.target),
         max_active=state.settings.max_active_jobs,
         idempotency_key=idempotency_key,
     )
@@ -238,7 +234,10 @@ def document(record: dict[str, Any]) -> dict[str, Any]:
         "test_metrics": record.get("test_metrics"),
         "error": {"type": str(error["type"]), "message": str(error["message"])} if error else None,
         "spec": spec,
-        "dataset": record["dataset"] or {},
+        # Jobs stored before rows_missing_target was recorded had none left out.
+        "dataset": {**record["dataset"], "rows_missing_target": record["dataset"].get("rows_missing_target", 0)}
+        if record["dataset"]
+        else {},
         "sweep_id": record.get("sweep_id"),
         "tags": record.get("tags") or {},
     }

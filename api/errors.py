@@ -1,13 +1,16 @@
 """One exception family and one renderer: every error leaves as RFC 9457 ``application/problem+json``.
 
-Expected failures raise :class:`ApiError` (or a store error, mapped here) with
-their own status, so a 500 always means a bug; its body never carries a trace.
+Expected failures raise :class:`ApiError`, or an error of their own layer that
+:data:`PROBLEMS` maps to its status (store, engine, upload parsing, search
+space), so routes need no try/except to translate errors and a 500 always
+means a bug; its body never carries a trace.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -19,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.parsing import ParseError
 from engine.errors import ConfigError, InputError
 from store.errors import Conflict, NotFound, QuotaExceeded, StoreError
+from store.search import SpaceError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -135,61 +139,56 @@ def allowed_methods(request: Request) -> str | None:
     return ", ".join(sorted(methods)) or None
 
 
+def validation_problem(errors: list[Any]) -> ApiError:
+    """A request that fails its schema: 400 for malformed JSON, else a 422 listing each field."""
+    malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        message = malformed.get("ctx", {}).get("error", "")
+        return ApiError(400, "Malformed JSON", f"the request body is not valid JSON: {message}".rstrip(": "))
+    fields = field_errors(errors)
+    return ApiError(
+        422, "Invalid request", "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]), errors=fields
+    )
+
+
+#: The one map from the expected errors of every layer to their problem documents. Anything not
+#: here (nor a store outage or an HTTP error, below) is a bug: a 500.
+PROBLEMS: dict[type[Exception], Callable[[Any], ApiError]] = {
+    ApiError: lambda exc: exc,
+    RequestValidationError: lambda exc: validation_problem(list(exc.errors())),
+    ParseError: ApiError.from_parse_error,
+    ConfigError: lambda exc: invalid(exc.field, exc.message),
+    SpaceError: lambda exc: invalid(exc.field, str(exc)),
+    InputError: lambda exc: ApiError(422, "Invalid inputs", str(exc)),
+    NotFound: lambda exc: ApiError(404, "Not found", str(exc)),
+    Conflict: lambda exc: ApiError(409, "Conflict", str(exc)),
+    QuotaExceeded: lambda exc: ApiError(
+        429, "Too many active jobs", str(exc), headers={"Retry-After": str(exc.retry_after)}
+    ),
+}
+
+
+def _renderer(convert: Callable[[Any], ApiError]) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def render(request: Request, exc: Exception) -> JSONResponse:
+        err = convert(exc)
+        return problem(
+            err.status,
+            err.title,
+            err.detail,
+            instance=request.url.path,
+            errors=err.errors,
+            headers=err.headers,
+            extensions=err.extensions,
+        )
+
+    return render
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every exception into a problem document."""
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return problem(
-            exc.status,
-            exc.title,
-            exc.detail,
-            instance=request.url.path,
-            errors=exc.errors,
-            headers=exc.headers,
-            extensions=exc.extensions,
-        )
-
-    @app.exception_handler(ParseError)
-    async def parse_error(request: Request, exc: ParseError) -> JSONResponse:
-        return await api_error(request, ApiError.from_parse_error(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        if any(e.get("type") == "json_invalid" for e in errors):
-            message = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "")
-            return problem(400, "Malformed JSON", f"the request body is not valid JSON: {message}".rstrip(": "))
-        fields = field_errors(errors)
-        detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return problem(422, "Invalid request", detail, instance=request.url.path, errors=fields)
-
-    @app.exception_handler(ConfigError)
-    async def config_error(request: Request, exc: ConfigError) -> JSONResponse:
-        err = invalid(exc.field, exc.message)
-        return problem(422, err.title, err.detail, instance=request.url.path, errors=err.errors)
-
-    @app.exception_handler(InputError)
-    async def input_error(request: Request, exc: InputError) -> JSONResponse:
-        return problem(422, "Invalid inputs", str(exc), instance=request.url.path)
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return problem(404, "Not found", str(exc), instance=request.url.path)
-
-    @app.exception_handler(Conflict)
-    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return problem(409, "Conflict", str(exc), instance=request.url.path)
-
-    @app.exception_handler(QuotaExceeded)
-    async def quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
-        return problem(
-            429,
-            "Too many active jobs",
-            str(exc),
-            instance=request.url.path,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
+    for cls, convert in PROBLEMS.items():
+        app.add_exception_handler(cls, _renderer(convert))
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

@@ -30,9 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.job_status import PREFIX as JOB_STATUS_PREFIX
 from store import metrics as stats
-from store.jobs import STATUSES
 from store.queue import QUEUE
 from store.redis import connect_async, key
+from store.statuses import STATUSES
 from store.workers import LIVENESS_SECONDS
 
 log = logging.getLogger(__name__)

@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import itertools
 import json
 import math
 import os
 import platform
+import pstats
 import statistics
 import sys
 import time
@@ -59,9 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from engine import losses, penalties  # noqa: E402
 from engine.datasets import Dataset, load_builtin  # noqa: E402
-from engine.dropout import fill_mask  # noqa: E402
 from engine.preprocessing import PreparedData, prepare  # noqa: E402
 from engine.spec import TrainSpec  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402
@@ -489,28 +489,6 @@ def build_runners(
 # -- profile of the engine's train pass ------------------------------------------------
 
 
-class _Clock:
-    """Seconds per label between successive :meth:`lap` calls, kept per batch."""
-
-    def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = {}
-        self._batch: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def start(self) -> None:
-        self._batch = {}
-        self._last = time.perf_counter()
-
-    def lap(self, label: str) -> None:
-        now = time.perf_counter()
-        self._batch[label] = self._batch.get(label, 0.0) + now - self._last
-        self._last = now
-
-    def end(self) -> None:
-        for label, seconds in self._batch.items():
-            self.samples.setdefault(label, []).append(seconds)
-
-
 def minor_page_faults() -> int:
     """Minor page faults of this process so far (0 where ``resource`` is unavailable)."""
     try:
@@ -521,36 +499,18 @@ def minor_page_faults() -> int:
 
 
 def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict[str, Any]:
-    """Microseconds per batch of each piece of the engine's train pass (mean and median over batches).
+    """Microseconds per batch spent in each function of the engine's own ``Trainer.train_pass``.
 
-    An instrumented replica of ``Trainer.train_pass`` + ``Network._forward_backward``
-    (relu MLP, softmax head) performs the same NumPy calls on a trainer's own
-    network and optimizer, timing each; full batches only, the once-per-epoch
-    permutation excluded. It is compared with the uninstrumented
-    ``train_pass`` per batch (best of three passes).
+    The real code runs under :mod:`cProfile` (nothing is replicated, so the
+    profile cannot drift from the engine): for each Python function it calls,
+    its own time (``self``, NumPy's C kernels called from it included) and its
+    time with callees (``total``), per batch. The profiler's hooks cost about a
+    microsecond per call; the uninstrumented ``train_pass`` per batch (best of
+    three passes) is reported beside it.
     """
     trainer = Trainer(case.spec(), data)
-    net, opt = trainer.network, trainer.optimizer
-    r = case.spec().regularization
-    dropout = r.hidden_dropout(len(case.hidden))
-    X, y = data.X_train, data.y_train
-    m, n_layers, n_w = case.batch_size, net.n_layers, net.n_weights
-    per_epoch = len(y) // m
-    dtype = net.dtype
-    rng = np.random.default_rng(2)
-
-    def alloc(units: int) -> np.ndarray:
-        return np.zeros((m, units), dtype=dtype)
-
-    xb_buf = alloc(net.sizes[0])
-    z = [alloc(u) for u in net.sizes[1:]]
-    hidden = net.sizes[1:-1]
-    grad_in, factor = [alloc(u) for u in hidden], [alloc(u) for u in hidden]
-    masks = [alloc(u) for u in hidden]
-    ones = np.ones(m, dtype=dtype)
-    pairs = list(itertools.pairwise(net.sizes))  # (in, out) of each layer
-
-    clock = _Clock()
+    n_rows = len(data.y_train)
+    batches_per_pass = math.ceil(n_rows / case.batch_size)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         trainer.train_pass()  # warm-up
         reference = math.inf
@@ -558,61 +518,28 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
         for _ in range(3):
             start = time.perf_counter()
             trainer.train_pass()
-            reference = min(reference, (time.perf_counter() - start) / math.ceil(len(y) / m))
+            reference = min(reference, (time.perf_counter() - start) / batches_per_pass)
         faults = minor_page_faults() - faults_before
-        order = rng.permutation(len(y))
-        n_batches = max(max_batches, per_epoch)
+        passes = max(1, math.ceil(max_batches / batches_per_pass))
+        profiler = cProfile.Profile()
         begin = time.perf_counter()
-        for batch in range(n_batches):
-            b = batch % per_epoch
-            if batch and b == 0:
-                order = rng.permutation(len(y))
-            clock.start()
-            rows = order[b * m : (b + 1) * m]
-            xb = np.take(X, rows, axis=0, out=xb_buf, mode="clip")
-            yb = y[rows]
-            clock.lap("batch gather: np.take rows + labels")
-            for i, p in enumerate(dropout):
-                if p > 0.0:
-                    fill_mask(rng, p, masks[i])
-                    clock.lap("dropout mask: 16-bit raw draws, compare, scale")
-            a, inputs = xb, [xb]
-            for i in range(n_layers):
-                np.matmul(a, net.weights[i].T, out=z[i])
-                clock.lap(f"GEMM forward L{i + 1} {m}x{pairs[i][0]}@{pairs[i][0]}x{pairs[i][1]}")
-                z[i] += net.biases[i]
-                clock.lap("bias add")
-                if i < n_layers - 1:
-                    np.greater(z[i], 0.0, out=factor[i])
-                    if dropout[i] > 0.0:
-                        factor[i] *= masks[i]
-                    z[i] *= factor[i]
-                    clock.lap("relu x mask (forward)")
-                    a = z[i]
-                    inputs.append(a)
-            dz = losses.gradient(net.head, z[-1], yb, out=z[-1], scale=trainer.grad_scale)
-            clock.lap("softmax cross-entropy gradient")
-            for i in range(n_layers - 1, -1, -1):
-                np.matmul(dz.T, inputs[i], out=net.grad_weights[i])
-                clock.lap(f"GEMM weight grad L{i + 1} {pairs[i][1]}x{m}@{m}x{pairs[i][0]}")
-                np.matmul(ones, dz, out=net.grad_biases[i])
-                clock.lap("bias grad (ones @ dz)")
-                if i == 0:
-                    break
-                np.matmul(dz, net.weights[i], out=grad_in[i - 1])
-                clock.lap(f"GEMM input grad L{i + 1} {m}x{pairs[i][1]}@{pairs[i][1]}x{pairs[i][0]}")
-                grad_in[i - 1] *= factor[i - 1]
-                clock.lap("relu x mask (backward)")
-                dz = grad_in[i - 1]
-            penalties.add_l2_gradient(
-                net.params[:n_w], net.grads[:n_w], r.l2, trainer._prox_scratch, trainer.grad_scale
-            )
-            clock.lap("L2 gradient (grad += w, gradients at scale 1/(2*l2))")
-            opt.step(net.params, net.grads, case.learning_rate)
-            clock.lap("Adam step")
-            clock.end()
-        replica = (time.perf_counter() - begin) / n_batches
+        profiler.enable()
+        for _ in range(passes):
+            trainer.train_pass()
+        profiler.disable()
+        profiled = (time.perf_counter() - begin) / (passes * batches_per_pass)
+    n_batches = passes * batches_per_pass
+    components: dict[str, dict[str, float]] = {}
+    for (filename, _line, name), (_calls, ncalls, self_s, total_s, _callers) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        if name == "<method 'disable' of '_lsprof.Profiler' objects>":
+            continue
+        where = _component(filename, name)
+        entry = components.setdefault(where, {"self": 0.0, "total": 0.0, "calls": 0.0})
+        entry["self"] += self_s / n_batches * 1e6
+        entry["total"] = max(entry["total"], total_s / n_batches * 1e6)
+        entry["calls"] += ncalls / n_batches
     # One elementwise in-place pass over the parameter vector: the memory-bound unit Adam is made of.
+    net = trainer.network
     a_buf, b_buf = net.params.copy(), net.grads.copy()
     one_pass = math.inf
     for _ in range(5):
@@ -622,17 +549,26 @@ def profile_train_pass(case: Case, data: PreparedData, max_batches: int) -> dict
         one_pass = min(one_pass, (time.perf_counter() - start) / 100)
     return {
         "batches": n_batches,
-        "batch_size": m,
-        "components_us": {
-            k: {"mean": statistics.fmean(v) * 1e6, "median": statistics.median(v) * 1e6}
-            for k, v in clock.samples.items()
-        },
-        "replica_us_per_batch": replica * 1e6,
+        "batch_size": case.batch_size,
+        "components_us": dict(sorted(components.items(), key=lambda kv: -kv[1]["self"])),
+        "profiled_us_per_batch": profiled * 1e6,
         "train_pass_us_per_batch": reference * 1e6,
-        "train_pass_minor_page_faults_per_batch": faults / (3 * math.ceil(len(y) / m)),
+        "train_pass_minor_page_faults_per_batch": faults / (3 * batches_per_pass),
         "params": int(net.params.size),
         "one_elementwise_pass_over_params_us": one_pass * 1e6,
     }
+
+
+def _component(filename: str, name: str) -> str:
+    """``engine/network.py:train_batch``, ``numpy:take``, or the built-in's own name."""
+    path = Path(filename)
+    if filename == "~":  # a C function (built-in)
+        return name
+    for package in ("engine", "numpy"):
+        if package in path.parts:
+            rest = path.parts[path.parts.index(package) :]
+            return f"{'/'.join(rest) if package == 'engine' else 'numpy'}:{name}"
+    return f"{path.name}:{name}"
 
 
 # -- report ------------------------------------------------------------------------
@@ -708,15 +644,16 @@ def print_table(summary: dict[str, Any], print_: Callable[[str], None]) -> None:
 
 
 def print_profile(profile: dict[str, Any], print_: Callable[[str], None]) -> None:
-    """Component breakdown, largest mean first."""
+    """Each function of the train pass by its own time per batch, largest first."""
     comps = profile["components_us"]
-    total = sum(c["mean"] for c in comps.values())
-    head = f"component (us per batch of {profile['batch_size']}, {profile['batches']} batches)"
-    print_(f"{head:<56} {'mean':>8} {'median':>8} {'share':>6}")
-    for label, c in sorted(comps.items(), key=lambda kv: -kv[1]["mean"]):
-        print_(f"{label:<56} {c['mean']:>8.1f} {c['median']:>8.1f} {c['mean'] / total:>6.1%}")
-    print_(f"{'sum of components':<56} {total:>8.1f} {sum(c['median'] for c in comps.values()):>8.1f}")
-    print_(f"{'instrumented replica, wall per batch':<56} {profile['replica_us_per_batch']:>8.1f}")
+    total = sum(c["self"] for c in comps.values())
+    head = f"function (us per batch of {profile['batch_size']}, {profile['batches']} batches)"
+    print_(f"{head:<56} {'self':>8} {'total':>8} {'calls':>6} {'share':>6}")
+    for label, c in comps.items():
+        if c["self"] >= 0.005 * total:
+            print_(f"{label:<56} {c['self']:>8.1f} {c['total']:>8.1f} {c['calls']:>6.1f} {c['self'] / total:>6.1%}")
+    print_(f"{'sum of own times (every function)':<56} {total:>8.1f}")
+    print_(f"{'Trainer.train_pass under cProfile, wall per batch':<56} {profile['profiled_us_per_batch']:>8.1f}")
     print_(f"{'Trainer.train_pass (uninstrumented), best, per batch':<56} {profile['train_pass_us_per_batch']:>8.1f}")
     print_(
         f"{'minor page faults per batch (uninstrumented pass)':<56} "
@@ -933,7 +870,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ]
         if args.profile:
-            with section(f"{case.name}: engine train pass per batch (instrumented replica)", print_):
+            with section(f"{case.name}: Trainer.train_pass per batch, by function (cProfile)", print_):
                 profile = profile_train_pass(case, data, max_batches=200 if quick else 1000)
                 print_profile(profile, print_)
                 summary["engine_profile"] = profile

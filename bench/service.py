@@ -90,6 +90,7 @@ if str(REPO_ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from engine import TrainSpec, load_builtin, train  # noqa: E402
+from store.statuses import TERMINAL  # noqa: E402
 from trainapi import processes  # noqa: E402
 from trainapi.processes import LocalService  # noqa: E402
 
@@ -97,7 +98,6 @@ from trainapi.processes import LocalService  # noqa: E402
 TARGET_GET_P99_MS = 25.0
 TARGET_E2E_OVERHEAD_MS = 250.0
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 TINY_JOB: dict[str, Any] = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 1}}
 E2E_JOB: dict[str, Any] = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 20}}
 #: The engine part of E2E_JOB (everything but the dataset).

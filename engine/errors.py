@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base class for every error the engine raises on purpose."""
+    """Base class for every error the engine raises on purpose.
+
+    ``code`` names the kind of failure for a job record's ``error.type``.
+    """
+
+    code = "training_error"
 
 
 class ConfigError(EngineError):
@@ -18,6 +23,8 @@ class ConfigError(EngineError):
         What is wrong with it, for a human.
     """
 
+    code = "invalid_spec"
+
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         self.message = message
@@ -27,9 +34,13 @@ class ConfigError(EngineError):
 class DatasetError(EngineError):
     """A dataset cannot be loaded or does not fit the requested task."""
 
+    code = "invalid_dataset"
+
 
 class DivergenceError(EngineError):
     """Training produced a non-finite loss or parameter."""
+
+    code = "diverged"
 
     def __init__(self, epoch: int, message: str) -> None:
         self.epoch = epoch
@@ -43,9 +54,13 @@ class CheckpointError(EngineError):
 class InputError(EngineError):
     """Inputs to a trained model do not fit it (shape, non-finite values)."""
 
+    code = "invalid_inputs"
+
 
 class TrainingStopped(EngineError):
     """Training was stopped (cancelled, out of time) before its first epoch completed."""
+
+    code = "time_limit"
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -48,12 +48,19 @@ MONITORS: dict[str, bool] = {name: name in ("val_loss", "val_mae", "train_loss",
 
 @dataclass(frozen=True)
 class Bounds:
-    """Bounds of a numeric knob, or of each item of a list knob (``max_items``: the list's length)."""
+    """Bounds of a numeric knob, or of each item of a list knob.
+
+    ``ge``, ``gt``, ``le``, ``lt`` are rules of training, which :meth:`TrainSpec.validate`
+    checks. ``cap`` (an inclusive upper limit) and ``max_items`` (a list's length) are
+    the service's limits on what one request may ask: the request schema enforces
+    them, the engine used on its own does not.
+    """
 
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
+    cap: float | None = None
     max_items: int | None = None
 
     def holds(self, value: float) -> bool:
@@ -83,11 +90,13 @@ def knob(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    cap: float | None = None,
     max_items: int | None = None,
     examples: list[Any] | None = None,
 ) -> Any:
     """A spec field: its default (a list default is copied per instance), bounds and description."""
-    bounds = Bounds(ge, gt, le, lt, max_items) if (ge, gt, le, lt, max_items) != (None,) * 5 else None
+    limits = (ge, gt, le, lt, cap, max_items)
+    bounds = Bounds(*limits) if limits != (None,) * len(limits) else None
     metadata = {"bounds": bounds, "doc": doc, "examples": examples}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
@@ -111,7 +120,7 @@ class ModelSpec:
     """
 
     type: ModelType = knob("mlp", "linear: least squares; logistic: sigmoid/softmax classifier; mlp: neural network.")
-    hidden_layers: list[int] = knob([64], ge=1, le=65_536, max_items=16, examples=[[128, 64]])
+    hidden_layers: list[int] = knob([64], ge=1, cap=65_536, max_items=16, examples=[[128, 64]])
     activation: Activation = knob("relu")
 
 
@@ -143,7 +152,7 @@ class OptimizerSpec:
     """
 
     name: OptimizerName = knob("adam")
-    learning_rate: float = knob(0.001, gt=0.0, le=1e3)
+    learning_rate: float = knob(0.001, gt=0.0, cap=1e3)
     momentum: float = knob(0.9, "sgd only.", ge=0.0, lt=1.0)
     nesterov: bool = knob(False, "sgd only; needs momentum > 0.")
     beta1: float = knob(0.9, ge=0.0, lt=1.0)
@@ -188,13 +197,13 @@ class TrainingSpec:
     MLPs get twice the GEMM throughput in float32.
     """
 
-    epochs: int = knob(50, ge=1, le=100_000)
-    batch_size: int = knob(64, ge=1, le=1_000_000)
+    epochs: int = knob(50, ge=1, cap=100_000)
+    batch_size: int = knob(64, ge=1, cap=1_000_000)
     validation_fraction: float = knob(0.2, ge=0.0, lt=1.0)
     test_fraction: float = knob(0.0, ge=0.0, lt=1.0)
     standardize: bool = knob(True)
     shuffle: bool = knob(True)
-    seed: int = knob(0, ge=0, le=2**63 - 1)
+    seed: int = knob(0, ge=0, cap=2**63 - 1)
     early_stopping: EarlyStoppingSpec | None = section(EarlyStoppingSpec, "null: train all epochs.", default=None)
     max_runtime_seconds: float = knob(3600.0, gt=0.0)
     dtype: DType = knob("auto")
@@ -344,8 +353,6 @@ def _check_fields(spec: Any, prefix: str) -> None:
         if bounds is None or value is None:
             continue
         if isinstance(value, list):
-            if bounds.max_items is not None:
-                _check(len(value) <= bounds.max_items, path, f"at most {bounds.max_items} items")
             for i, item in enumerate(value):
                 _check(bounds.holds(item), f"{path}.{i}", bounds.describe())
         else:

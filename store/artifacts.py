@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import re
 
+from engine import export
 from store.storage import LocalCache, LocalStorage, ObjectStorage, StorageSettings, open_storage
 
-WEIGHT_FORMATS = ("npz", "safetensors", "json")
 _CHECKPOINT = re.compile(r"attempt-\d+/checkpoint-\d+\.npz$")
 
 
@@ -53,7 +53,7 @@ class Artifacts:
 
     def weights_key(self, job_id: str, attempt: int, fmt: str) -> str:
         """Weights written by ``attempt``; the job record names the attempt whose objects count."""
-        if fmt not in WEIGHT_FORMATS:
+        if fmt not in export.FORMATS:
             raise ValueError(f"unknown weights format {fmt!r}")
         return f"{self.job_prefix(job_id)}attempt-{attempt}/weights.{fmt}"
 

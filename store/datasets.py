@@ -33,8 +33,7 @@ import redis
 import engine
 from store.artifacts import Artifacts
 from store.errors import InUse, NotFound
-from store.jobs import now_iso
-from store.redis import PREFIX, key, plausible_id
+from store.redis import PREFIX, key, now_iso, plausible_id
 
 _JSON_FIELDS = ("classes", "feature_names", "target_numeric", "columns", "notes")
 #: How long an upload or a delete may hold the lock of one stored object (a slow PUT of a large file).

@@ -30,29 +30,21 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, get_args
 
 import redis
 
 from store.artifacts import Artifacts
-from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt
+from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt, StoreError
 from store.metrics import QUEUE_ORDER, STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
 from store.outbox import EMIT_LUA, outbox_keys
-from store.redis import key, plausible_id
+from store.redis import key, now_iso, plausible_id
+from store.statuses import TERMINAL, TERMINAL_LUA, ClaimOutcome
 from store.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
-TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
-ACTIVE = ("queued", "running", "cancelling")
-STATUSES = ("queued", "running", "cancelling", *TERMINAL)
 IDEMPOTENCY_TTL = 24 * 3600
 _JSON_FIELDS = ("spec", "dataset", "error", "latest", "best", "test_metrics", "tags", "checkpoint")
-
-
-def now_iso() -> str:
-    """The current UTC time, ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # Every script that starts, extends or ends a lease keeps the ``leases`` sorted set
@@ -69,10 +61,12 @@ end
 
 # KEYS: job, active set, leases, then the outbox's (webhooks), finished. ARGV: token, now_iso, lease_expires,
 # max_attempts, now_epoch, worker, pid.
-_CLAIM = """
+_CLAIM = (
+    TERMINAL_LUA
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' or status == 'pruned' then
+if TERMINAL[status] then
   return {'terminal', status}
 end
 local id = redis.call('HGET', KEYS[1], 'id')
@@ -113,6 +107,7 @@ if not redis.call('HGET', KEYS[1], 'started_at') then
 end
 return {'ok', tostring(attempt)}
 """
+)
 
 # KEYS: job, metrics, leases, then the outbox's (webhooks). ARGV: token, epoch, record json, lease_expires,
 # best json or '', checkpoint json or '', job id, recent epoch seconds or ''.
@@ -225,21 +220,24 @@ return status
 
 # Move a finished job's metrics to storage: the caller stored the list's ARGV[1] records as one object.
 # KEYS: job, metrics. The list of a finished job no longer changes (every append needs a live token).
-_ARCHIVE_METRICS = """
+_ARCHIVE_METRICS = (
+    TERMINAL_LUA
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'succeeded' and status ~= 'failed' and status ~= 'cancelled' and status ~= 'pruned' then return 0 end
+if not TERMINAL[status] then return 0 end
 if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'metrics_archived', ARGV[1])
 redis.call('DEL', KEYS[2])
 return 1
 """
+)
 
 
 @dataclass(frozen=True)
 class Claim:
     """Outcome of a worker's attempt to start a job: ``ok`` with the attempt, or why not."""
 
-    outcome: str  # ok | missing | terminal | cancelled | leased | exhausted
+    outcome: ClaimOutcome
     attempt: int = 0
     token: str = ""
     retry_after: float = 0.0  # leased: seconds until the other attempt's lease runs out
@@ -495,7 +493,9 @@ class JobStore:
             return Claim("ok", int(result[1]), token)
         if outcome == "leased":
             return Claim("leased", retry_after=float(result[1]))
-        return Claim(outcome)
+        if outcome not in get_args(ClaimOutcome):
+            raise StoreError(f"the claim script answered {outcome!r}")
+        return Claim(cast(ClaimOutcome, outcome))
 
     def append_metric(
         self,

@@ -32,7 +32,8 @@ _SCHEMAS: dict[type, type[BaseModel]] = {}
 def _constrained(scalar: Any, bounds: Bounds | None) -> Any:
     if bounds is None or scalar not in (int, float):
         return scalar
-    return Annotated[scalar, Field(ge=bounds.ge, gt=bounds.gt, le=bounds.le, lt=bounds.lt)]
+    le = bounds.cap if bounds.le is None else bounds.le if bounds.cap is None else min(bounds.le, bounds.cap)
+    return Annotated[scalar, Field(ge=bounds.ge, gt=bounds.gt, le=le, lt=bounds.lt)]
 
 
 def _pydantic_type(hint: Any, bounds: Bounds | None) -> Any:

@@ -34,6 +34,7 @@ from typing import Any
 import redis
 
 from store.redis import key
+from store.statuses import TERMINAL_LUA
 
 STATUS_COUNTS = key("stats", "jobs")
 FINISHED = key("stats", "finished")
@@ -48,7 +49,9 @@ COUNTED_SINCE = key("stats", "counted_since")
 SEPARATOR = "|"
 
 # Prepended to every script that changes a job's status; the script passes STATUS_KEYS as its last keys.
-STATUS_LUA = """
+STATUS_LUA = (
+    TERMINAL_LUA
+    + """
 local function moved(job, old, new)
   if old == new then return end
   local counts, finished, queue = KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1]
@@ -59,11 +62,12 @@ local function moved(job, old, new)
   elseif old == 'queued' then
     redis.call('ZREM', queue, redis.call('HGET', job, 'id'))
   end
-  if new == 'succeeded' or new == 'failed' or new == 'cancelled' or new == 'pruned' then
+  if TERMINAL[new] then
     redis.call('HINCRBY', finished, new .. '|' .. (redis.call('HGET', job, 'model') or 'unknown'), 1)
   end
 end
 """
+)
 
 #: Bucket upper bounds (seconds) of each histogram.
 BUCKETS: dict[str, tuple[float, ...]] = {
@@ -189,7 +193,9 @@ def read(client: redis.Redis, counters: Iterable[str], histograms: Iterable[str]
 # Counts every job record once, unless that was done before (a data set from before the counts existed).
 # KEYS: counted marker, status counts, finished counts, queue order. ARGV: now. Runs in Redis, so no status
 # changes meanwhile.
-_COUNT_ALL = """
+_COUNT_ALL = (
+    TERMINAL_LUA
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local cursor = '0'
 repeat
@@ -201,7 +207,7 @@ repeat
       if fields[1] then
         redis.call('HINCRBY', KEYS[2], fields[1], 1)
         if fields[1] == 'queued' then redis.call('ZADD', KEYS[4], tonumber(fields[3] or '0'), fields[4]) end
-        if fields[1] == 'succeeded' or fields[1] == 'failed' or fields[1] == 'cancelled' or fields[1] == 'pruned' then
+        if TERMINAL[fields[1]] then
           redis.call('HINCRBY', KEYS[3], fields[1] .. '|' .. (fields[2] or 'unknown'), 1)
         end
       end
@@ -211,6 +217,7 @@ until cursor == '0'
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+)
 
 
 def ensure_counted(client: redis.Redis) -> bool:

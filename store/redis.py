@@ -1,9 +1,10 @@
-"""Redis connections and key names."""
+"""Redis connections, key names and the records' timestamps."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -95,6 +96,11 @@ class PipelinedReads:
         if self._sender is not None:
             await asyncio.shield(self._sender)
         await self.client.aclose()
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds: every record's timestamps."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def key(*parts: str) -> str:

@@ -52,10 +52,11 @@ import redis
 from engine.errors import EngineError
 from store import search
 from store.errors import Conflict, NotFound
-from store.jobs import TERMINAL, JobStore, now_iso
+from store.jobs import JobStore
 from store.jobspec import JobSpec
 from store.outbox import EMIT_LUA, outbox_keys
-from store.redis import key, plausible_id
+from store.redis import key, now_iso, plausible_id
+from store.statuses import TERMINAL
 
 log = logging.getLogger(__name__)
 SWEEP_TERMINAL = ("succeeded", "failed", "cancelled")

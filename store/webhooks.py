@@ -31,9 +31,8 @@ from typing import Any
 import redis
 
 from store.errors import Conflict, NotFound
-from store.jobs import now_iso
 from store.outbox import Event, Outbox, iso_time
-from store.redis import key, plausible_id
+from store.redis import key, now_iso, plausible_id
 
 #: What an endpoint may subscribe to; ``"*"`` is every one of them but ``job.epoch``.
 EVENT_TYPES = (

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from store.statuses import TERMINAL
 from trainapi.processes import LocalService
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def poll(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "condition") -> Any:

@@ -101,13 +101,11 @@ def run_worker(settings: Settings, concurrency: int) -> int:
         log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
         return 2
     settings.ensure_dirs()
-    threads = str(processes.blas_threads(concurrency))
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var, threads in processes.blas_env(processes.blas_threads(concurrency)).items():
         os.environ.setdefault(var, threads)
-    args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--concurrency", str(concurrency)]
-    args += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    args = processes.worker_argv(concurrency)
     os.chdir(processes.ROOT)
-    os.execv(sys.executable, args)
+    os.execv(args[0], args)
     return 0  # not reached
 
 

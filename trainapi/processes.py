@@ -107,10 +107,22 @@ def child_env(redis_url: str, data_dir: Path, threads: int, extra: dict[str, str
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
         }
     )
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(threads)
+    env.update(blas_env(threads))
     env.update(extra or {})
     return env
+
+
+def blas_env(threads: int) -> dict[str, str]:
+    """The variables that cap the BLAS threads of a training process."""
+    return {var: str(threads) for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def worker_argv(concurrency: int, *, name: str | None = None, loglevel: str = "INFO") -> list[str]:
+    """The command line of a Celery worker consuming the trainapi queue (``name``: its hostname's first part)."""
+    argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker"]
+    if name:
+        argv += ["--hostname", f"{name}@%h"]
+    return [*argv, "--concurrency", str(concurrency), "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
 
 
 def blas_threads(processes: int) -> int:
@@ -124,19 +136,13 @@ def start_worker(
     """A Celery worker process consuming the trainapi queue."""
     out = log_file.open("ab") if log_file else None
     return subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-            "--hostname", f"{name}@%h",
-            "--concurrency", str(concurrency),
-            "--loglevel", loglevel,
-            "--without-gossip", "--without-mingle",
-        ],
+        worker_argv(concurrency, name=name, loglevel=loglevel),
         env=env,
         cwd=ROOT,
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def start_webhooks(

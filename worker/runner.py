@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import redis
@@ -26,10 +26,10 @@ import redis
 import engine
 from engine import export
 from store import metrics
-from store.artifacts import WEIGHT_FORMATS
 from store.errors import NotFound, StaleAttempt
-from store.jobs import TERMINAL, Claim
+from store.jobs import Claim
 from store.jobspec import JobSpec
+from store.statuses import TERMINAL
 from store.storage import ObjectMissing, StorageUnavailable
 from store.stores import Stores
 from trainapi import logs
@@ -37,6 +37,12 @@ from trainapi.settings import Settings
 from worker import pruning
 
 log = logging.getLogger(__name__)
+#: A job status the attempt ended in, its hand-back (released), why it lost or abandoned the job
+#: (stale, interrupted), or why it did not run (the claim's answer, or missing).
+OutcomeStatus = Literal[
+    "succeeded", "failed", "cancelled", "pruned", "released", "stale", "interrupted",
+    "missing", "terminal", "leased", "exhausted",
+]  # fmt: skip
 
 #: How often, at most, a running job asks Redis whether to stop (cancelled, worker draining).
 STOP_POLL_SECONDS = 0.2
@@ -57,7 +63,7 @@ def _timestamp(iso: str | None) -> float | None:
 class Outcome:
     """What an attempt ended with: a job status, or why it did not run."""
 
-    status: str  # succeeded | failed | cancelled | released | stale | interrupted | leased | missing | terminal | …
+    status: OutcomeStatus
     detail: str = ""
     retry_after: float = 0.0
 
@@ -195,7 +201,7 @@ class JobRunner:
 
         assert result is not None  # every stop without a result returned above
         model = export.to_model(result)
-        for fmt in WEIGHT_FORMATS:
+        for fmt in export.FORMATS:
             # Each format is one whole object; the record names this attempt's only after all three exist.
             self.artifacts.storage.put(self.artifacts.weights_key(job_id, claim.attempt, fmt), export.dumps(model, fmt))
         self.jobs.finish(
@@ -267,13 +273,10 @@ class JobRunner:
             return None
 
     def _fail(self, record: dict[str, Any], claim: Claim, exc: Exception) -> Outcome:
-        kind = {
-            "DivergenceError": "diverged",
-            "DatasetError": "invalid_dataset",
-            "ConfigError": "invalid_spec",
-            "NotFound": "dataset_not_found",
-            "TrainingStopped": "time_limit",
-        }.get(type(exc).__name__, "training_error")
+        if isinstance(exc, engine.EngineError):
+            kind = exc.code
+        else:  # the upload is gone, or its stored record does not parse as a spec
+            kind = "dataset_not_found" if isinstance(exc, NotFound) else "training_error"
         message = str(exc)
         error = {"type": kind, "message": message}
         self.jobs.finish(record["id"], record["tenant"], claim.token, "failed", error=error)

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 import engine
 from api.deps import CatalogDep, StateDep, TenantDep
-from api.errors import ApiError, field_errors, invalid
+from api.errors import ApiError, invalid
 from api.parsing import ParsedDataset, parse_json, parse_upload
 from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic, DatasetRows
 from api.schemas.problems import responses
@@ -67,6 +68,7 @@ def view(record: dict[str, Any]) -> DatasetPublic:
 async def create_dataset(request: Request, response: Response, tenant: TenantDep, state: StateDep) -> DatasetPublic:
     limits = {"max_rows": state.settings.max_upload_rows, "max_columns": state.settings.max_upload_columns}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # A ParseError or a schema error leaves as its problem document (api/errors.py maps them).
     if content_type == "multipart/form-data":
         parsed, name = await _from_form(request, limits)
     elif content_type == "application/json":
@@ -74,7 +76,7 @@ async def create_dataset(request: Request, response: Response, tenant: TenantDep
         try:
             payload = DatasetCreate.model_validate_json(body)
         except ValidationError as exc:
-            raise _validation_problem(exc) from None
+            raise RequestValidationError(exc.errors()) from None
         parsed = await anyio.to_thread.run_sync(
             lambda: parse_json(payload.features, payload.target, feature_names=payload.feature_names, **limits)
         )
@@ -142,15 +144,6 @@ def _check_target(y: np.ndarray) -> None:
     if len(np.unique(present)) < 2:
         shown = f" ({present[0]!r})" if len(present) else ""
         raise invalid("target", f"the target has a single value{shown}; nothing to learn")
-
-
-def _validation_problem(exc: ValidationError) -> ApiError:
-    errors = field_errors(list(exc.errors()))
-    if any(e["type"] == "json_invalid" for e in exc.errors()):
-        return ApiError(400, "Malformed JSON", "the request body is not valid JSON")
-    return ApiError(
-        422, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors
-    )
 
 
 DatasetId = Annotated[str, Path(max_length=100, description="A built-in name or an upload id.")]

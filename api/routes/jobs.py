@@ -27,9 +27,9 @@ from api.schemas.problems import responses
 from api.services import jobs as jobs_service
 from api.services.jobs import job_json, view
 from engine import export
-from store.artifacts import WEIGHT_FORMATS, Artifacts
+from store.artifacts import Artifacts
 from store.errors import NotFound
-from store.jobs import TERMINAL
+from store.statuses import TERMINAL
 from store.storage import ObjectMissing
 from trainapi import logs
 
@@ -228,7 +228,7 @@ def get_weights(
     suffix = f"-{checkpoint}" if checkpoint else ""
     filename = f"{job_id}{suffix}.{format}"
     try:
-        if format in WEIGHT_FORMATS and checkpoint is None:
+        if format in export.FORMATS and checkpoint is None:
             stored = state.artifacts.storage.open(
                 state.artifacts.weights_key(job_id, int(record["weights_attempt"]), format)
             )

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from api.deps import StateDep, TenantDep
-from api.errors import ApiError, invalid
+from api.errors import ApiError, field_errors, invalid
 from api.schemas.problems import responses
 from api.schemas.sweeps import SweepCreate, SweepList, SweepPublic, TrialResult
 from api.search_space import probe_points, trial_parameters
@@ -23,7 +23,7 @@ from engine.errors import ConfigError
 from store.errors import NotFound
 from store.jobspec import JobSpec
 from store.queue import send_run_job
-from store.search import SpaceError, apply
+from store.search import apply
 from store.sweeps import SWEEP_TERMINAL
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -82,18 +82,14 @@ def _trial_specs(
     trials = []
     name = body.name or "sweep"
     for index, assignment in enumerate(assignments):
-        try:
-            raw = apply(base, assignment)
-        except SpaceError as exc:
-            raise invalid(exc.field, str(exc)) from None
+        raw = apply(base, assignment)  # a SpaceError is a 422 naming the parameter (api/errors.py)
         raw["name"] = f"{name}/trial-{index}"
         try:
             job = JobSpec.model_validate(raw)
             jobs_service.admit(state, tenant, job, dataset)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and ("[" in p or "-" in p)))
-            raise _bad_value(assignment, field, first["msg"]) from None
+            first = field_errors(list(exc.errors()))[0]
+            raise _bad_value(assignment, first["field"], first["message"]) from None
         except ConfigError as exc:
             raise _bad_value(assignment, exc.field, exc.message) from None
         except ApiError as exc:

@@ -28,8 +28,8 @@ from starlette.types import Scope
 
 from api.deps import StateDep
 from api.routes.jobs import FORMATS
-from store.jobs import STATUSES
 from store.jobspec import JobSpec
+from store.statuses import STATUSES
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 

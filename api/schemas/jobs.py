@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from store.jobspec import JobSpec
+from store.statuses import JobStatus, StopReason
 
 __all__ = [
     "DatasetSummary",
@@ -23,8 +24,6 @@ __all__ = [
     "Timestamp",
 ]
 
-#: ``store.jobs.STATUSES``; ``tests/api/test_openapi.py`` checks that the two agree.
-JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled", "pruned"]
 #: RFC 3339 UTC, milliseconds: ``2026-01-31T12:00:00.000Z``. Sent as stored, documented as ``date-time``.
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-01-31T12:00:00.000Z"])]
 
@@ -114,7 +113,7 @@ class JobPublic(BaseModel):
     best_metrics: EpochMetrics | None = None
     best_epoch: int | None = None
     stopped_early: bool = False
-    stop_reason: str | None = Field(None, description="early_stopping, max_runtime, or null.")
+    stop_reason: StopReason | None = Field(None, description="null: every epoch ran.")
     test_metrics: TestMetrics | None = None
     error: JobError | None = None
     spec: JobSpec = Field(description="The normalized spec: every default filled in.")

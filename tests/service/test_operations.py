@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import Service, poll
 
-from store.jobs import STATUSES, TERMINAL
+from store.statuses import STATUSES, TERMINAL
 
 TOKEN = "scrape-secret"
 QUICK = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 3}}

@@ -2,7 +2,9 @@
 
 ``store/jobspec.py`` derives its pydantic models from ``engine/spec.py``; these
 tests walk every engine field and check that the request schema and
-``TrainSpec.from_dict`` accept and refuse the same values, naming the same field.
+``TrainSpec.from_dict`` accept and refuse the same values, naming the same field,
+and that the service's own caps (``Bounds.cap``, ``max_items``) bind the
+request only.
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ def _refused_by_both(path: tuple[str, ...], value: Any) -> None:
     assert engine.value.field == field or engine.value.field.startswith(field + "."), (field, engine.value.field)
 
 
+def _refused_by_the_service_only(path: tuple[str, ...], value: Any) -> None:
+    with pytest.raises(ValidationError):
+        JobSpec.model_validate({"dataset": "iris", **_nest(path, value)})
+    TrainSpec.from_dict(_nest(path, value))
+
+
 def _accepted_by_both(path: tuple[str, ...], value: Any) -> None:
     job = JobSpec.model_validate({"dataset": "iris", **_nest(path, value)})
     spec = TrainSpec.from_dict(_nest(path, value))
@@ -110,5 +118,8 @@ def test_choices_and_bounds_agree(path, hint, field):
             continue
         _accepted_by_both(path, shape(inside))
         _refused_by_both(path, shape(outside))
+    if bounds.cap is not None:
+        _accepted_by_both(path, shape(int(bounds.cap) if is_int else bounds.cap))
+        _refused_by_the_service_only(path, shape(int(bounds.cap + step) if is_int else bounds.cap * 1.01))
     if bounds.max_items is not None:
-        _refused_by_both(path, [bounds.ge or 1] * (bounds.max_items + 1))
+        _refused_by_the_service_only(path, [bounds.ge or 1] * (bounds.max_items + 1))

@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from api.main import create_app
 from api.schemas.jobs import JobStatus
-from store.jobs import STATUSES
+from store.statuses import STATUSES
 from trainapi.keys import add_key
 from trainapi.settings import Settings
 

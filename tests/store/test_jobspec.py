@@ -122,4 +122,6 @@ def test_choices_and_bounds_agree(path, hint, field):
         _accepted_by_both(path, shape(int(bounds.cap) if is_int else bounds.cap))
         _refused_by_the_service_only(path, shape(int(bounds.cap + step) if is_int else bounds.cap * 1.01))
     if bounds.max_items is not None:
-        _refused_by_the_service_only(path, [bounds.ge or 1] * (bounds.max_items + 1))
+        strings = any(get_args(m) == (str,) for m in members(hint))
+        items = [f"c{i}" if strings else bounds.ge or 1 for i in range(bounds.max_items + 1)]
+        _refused_by_the_service_only(path, items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.services.jobs import document, view
+from store.jobspec import JobSpec
 
 
 def _record(**fields: Any) -> dict[str, Any]:
@@ -18,8 +19,16 @@ def _record(**fields: Any) -> dict[str, Any]:
         "latest": {"epoch": 10, "epoch_seconds": 26.4},  # one slow epoch after nine of about 1.3 s
         "best": None,
         "stopped_early": False,
-        "spec": {"training": {"epochs": 20}},
-        "dataset": {},
+        "spec": JobSpec.model_validate({"dataset": "iris", "training": {"epochs": 20}}).normalized(),
+        "dataset": {
+            "id": "iris",
+            "name": "iris",
+            "source": "builtin",
+            "n_samples": 150,
+            "n_features": 4,
+            "task": "classification",
+            "target_name": "species",
+        },
         "tags": {},
     }
     return {**record, **fields}

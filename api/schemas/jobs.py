@@ -66,6 +66,8 @@ class TestMetrics(BaseModel):
 class DatasetSummary(BaseModel):
     """The dataset a job trains on, as it was when the job was created."""
 
+    model_config = ConfigDict(extra="allow")
+
     id: str
     name: str
     source: str = Field(description="builtin or upload")

@@ -74,8 +74,8 @@ def _dump(value: Any) -> Any:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DatasetSummary(Model):
-    """The dataset a job trains on, as it was when the job was created."""
+class _DatasetFacts(Model):
+    """What every view of a dataset says: a job's summary of it and the dataset itself."""
 
     id: str
     name: str
@@ -84,6 +84,13 @@ class DatasetSummary(Model):
     n_features: int
     task: str | None
     target_name: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetSummary(_DatasetFacts):
+    """The dataset a job trains on, as it was when the job was created."""
+
+    rows_missing_target: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -107,7 +114,7 @@ class ColumnSummary(Model):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Dataset(DatasetSummary):
+class Dataset(_DatasetFacts):
     """A built-in or uploaded dataset."""
 
     classes: list[Any] | None = None

@@ -55,7 +55,9 @@ UPLOAD_BODY = {
 
 
 def view(record: dict[str, Any]) -> DatasetPublic:
-    return DatasetPublic.model_validate(record, from_attributes=False)
+    target = next((c for c in record.get("columns") or () if c["name"] == record["target_name"]), None)
+    missing = int(target["missing"]) if target else 0
+    return DatasetPublic.model_validate({**record, "rows_missing_target": missing}, from_attributes=False)
 
 
 @router.post(

@@ -61,6 +61,7 @@ class DatasetPublic(BaseModel):
     sha256: str | None = None
     size_bytes: int | None = None
     created_at: Timestamp | None = None
+    rows_missing_target: int = Field(0, description="Rows whose target is missing (left out of training).")
     columns: list[ColumnSummary] | None = Field(None, description="Every column, the target included (uploads).")
     notes: list[str] = Field(default_factory=list, description="What parsing did that you should know.")
 

@@ -84,13 +84,12 @@ class _DatasetFacts(Model):
     n_features: int
     task: str | None
     target_name: str
+    rows_missing_target: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DatasetSummary(_DatasetFacts):
     """The dataset a job trains on, as it was when the job was created."""
-
-    rows_missing_target: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

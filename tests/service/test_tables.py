@@ -65,7 +65,7 @@ def test_a_european_export_uploads_with_types_gaps_and_a_note(api):
     assert columns["city"]["top"][0] == {"level": "Paris", "count": 3}
     assert {"level": "Lille\r\nNord", "count": 1} in columns["city"]["top"]
     assert columns["member"]["type"] == "boolean" and columns["member"]["missing"] == 1
-    assert columns["bought"]["missing"] == 2
+    assert columns["bought"]["missing"] == 2 and body["rows_missing_target"] == 2
     assert body["notes"] == ["column 'notes' has no values (every cell is missing) and was left out"]
     assert body["task"] == "classification" and body["classes"] == ["no", "yes"]
 

@@ -29,6 +29,7 @@ from support import Service, poll, wait_for_job
 from api.main import create_app
 from api.webhooks.delivery import Deliverer
 from store.artifacts import Artifacts
+from store.statuses import TERMINAL
 from store.storage import LocalStorage
 from store.stores import Stores
 from trainapi import processes
@@ -37,7 +38,7 @@ from trainapi.settings import Settings
 
 TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota")
 RETRY = "0.2,0.4,0.8,1.6"  # five attempts in about three seconds
-TERMINAL = ("succeeded", "failed", "cancelled")
+
 TINY = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 1}}
 DIVERGING = {
     "dataset": "diabetes",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -74,21 +73,18 @@ def test_csv_bom_crlf_quotes_whitespace_and_trailing_blank_lines():
     np.testing.assert_array_equal(parsed.y, [0, 1])
 
 
-def test_csv_large_file_is_fast_and_exact():
+def test_csv_large_file_is_exact():
     # 100,000 rows x 51 columns (~48 MB): 1,000 random rows repeated, so building the input is quick.
     rng = np.random.default_rng(0)
     block = rng.normal(size=(1_000, 51)).round(6)
     text = io.StringIO()
     csv.writer(text).writerows(block.tolist())
     data = (",".join(f"c{i}" for i in range(51)) + "\n" + text.getvalue() * 100).encode()
-    start = time.perf_counter()
     parsed = parse_csv(data)
-    elapsed = time.perf_counter() - start
     values = np.tile(block, (100, 1))
     np.testing.assert_array_equal(parsed.X, values[:, :50])
     np.testing.assert_array_equal(parsed.y, values[:, 50])
     assert parsed.feature_names[-1] == "c49" and parsed.target_name == "c50"
-    assert elapsed < 10  # ~1 s on an idle machine; generous for loaded CI runners
 
 
 def test_csv_error_in_a_late_chunk_names_the_right_row():

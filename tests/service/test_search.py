@@ -111,7 +111,8 @@ def test_tpe_needs_max_trials_and_a_valid_space(service):
 def test_a_restart_of_every_process_continues_the_search(tmp_path):
     body = {
         **SWEEP,
-        "base": {**SWEEP["base"], "dataset": "digits", "training": {"epochs": 3, "batch_size": 32, "seed": 1}},
+        # Trials of about a second each, so that the sweep is still running when the processes stop.
+        "base": {**SWEEP["base"], "dataset": "digits", "training": {"epochs": 30, "batch_size": 4, "seed": 1}},
         "max_trials": 6,
         "max_concurrent_trials": 2,
     }
@@ -125,8 +126,8 @@ def test_a_restart_of_every_process_continues_the_search(tmp_path):
                 return sweep if sweep["counts"].get("succeeded", 0) >= 2 else None
 
             poll(two_succeeded, 120, interval=0.05, what="two finished trials")
-        svc.stop_api()
         svc.stop_worker("w1")  # SIGTERM: a running trial hands its job back
+        svc.stop_api()
         r = redis_client.Redis.from_url(svc.redis_url, decode_responses=True)
         assert r.hget(f"trainapi:sweep:{sweep_id}", "status") == "running"
         done = {t: r.hgetall(f"trainapi:job:{t}") for t in r.lrange(f"trainapi:sweep:{sweep_id}:finished", 0, -1)}
@@ -150,7 +151,7 @@ def test_a_restart_of_every_process_continues_the_search(tmp_path):
                 assert after["finished_at"] == before["finished_at"]
             for row in sweep["leaderboard"]:
                 epochs = [m["epoch"] for m in api.get(f"/v1/jobs/{row['trial_id']}/metrics").json()["items"]]
-                assert epochs == [1, 2, 3]
+                assert epochs == list(range(1, 31))
     finally:
         svc.stop()
 

@@ -24,7 +24,8 @@ from pydantic import TypeAdapter
 
 from api.main import create_app
 from api.schemas.jobs import JobPublic
-from api.services.jobs import job_json, view
+from api.services.jobs import dataset_summary, job_json, view
+from store.catalog import builtin
 from store.jobs import JobStore
 from store.jobspec import JobSpec
 from store.redis import PipelinedReads, connect, connect_async
@@ -35,15 +36,7 @@ from trainapi.settings import Settings
 SPEC = JobSpec.model_validate(
     {"name": "status", "dataset": "iris", "training": {"epochs": 4}, "tags": {"team": "search"}}
 ).normalized()
-DATASET = {
-    "id": "iris",
-    "name": "iris",
-    "source": "builtin",
-    "n_samples": 150,
-    "n_features": 4,
-    "task": "classification",
-    "target_name": "species",
-}
+DATASET = dataset_summary(builtin("iris"))  # as the API stores it with a job
 
 
 @pytest.fixture(scope="module")

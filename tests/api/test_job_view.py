@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.services.jobs import document, view
+from api.services.jobs import dataset_summary, document, view
+from store.catalog import builtin
 from store.jobspec import JobSpec
 
 
@@ -20,15 +21,7 @@ def _record(**fields: Any) -> dict[str, Any]:
         "best": None,
         "stopped_early": False,
         "spec": JobSpec.model_validate({"dataset": "iris", "training": {"epochs": 20}}).normalized(),
-        "dataset": {
-            "id": "iris",
-            "name": "iris",
-            "source": "builtin",
-            "n_samples": 150,
-            "n_features": 4,
-            "task": "classification",
-            "target_name": "species",
-        },
+        "dataset": dataset_summary(builtin("iris")),
         "tags": {},
     }
     return {**record, **fields}

@@ -154,14 +154,22 @@ JOB = {
 
 
 class DroppingProxy:
-    """A TCP proxy to the API that the test can cut: every open connection is closed at once."""
+    """A TCP proxy to the API that breaks the event stream at a chosen epoch.
 
-    def __init__(self, target_port: int) -> None:
+    It forwards bytes both ways untouched until the server's response carries the SSE event
+    ``id: <cut_after>``; it forwards that event to its last byte, then closes every open
+    connection at once (mid-response, so the client sees a broken stream, not an end). The cut
+    happens once and only there, however fast the job runs: the client has seen epochs
+    1..cut_after and nothing after, and must resume with ``Last-Event-ID: <cut_after>``.
+    """
+
+    def __init__(self, target_port: int, cut_after: int) -> None:
         self.target_port = target_port
+        self.marker = f"id: {cut_after}\nevent: epoch\n".encode()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connections: list[socket.socket] = []
-        self.accepted = 0
+        self.cut_done = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -171,16 +179,34 @@ class DroppingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.accepted += 1
             self.connections += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
+        pending = b""  # downstream bytes held back while the marked event may still be arriving
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not downstream or self.cut_done.is_set():
+                    sink.sendall(data)
+                    continue
+                pending += data
+                at = pending.find(self.marker)
+                if at < 0:
+                    # Hold back only a tail that could begin the marker, so a marker split across
+                    # reads is still found and no other response is ever kept waiting.
+                    keep = next((k for k in range(len(self.marker) - 1, 0, -1) if pending.endswith(self.marker[:k])), 0)
+                    sink.sendall(pending[: len(pending) - keep])
+                    pending = pending[len(pending) - keep :]
+                    continue
+                end = pending.find(b"\n\n", at)
+                if end < 0:
+                    continue  # the marked event is not complete yet
+                sink.sendall(pending[: end + 2])
+                self.cut_done.set()
+                self.close_all()
+                return
+            sink.sendall(pending)
         except OSError:
             pass
         finally:
@@ -188,19 +214,23 @@ class DroppingProxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
 
-    def cut(self) -> None:
+    def close_all(self) -> None:
         for s in self.connections:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
         self.connections.clear()
 
     def close(self) -> None:
-        self.cut()
+        self.close_all()
         self.listener.close()
 
 
+def _event_requests(seen: list[httpx.Request]) -> list[str | None]:
+    return [r.headers.get("Last-Event-ID") for r in seen if r.url.path.endswith("/events")]
+
+
 def test_stream_yields_every_epoch_once_across_a_dropped_connection(service):
-    proxy = DroppingProxy(service.api_port)
+    proxy = DroppingProxy(service.api_port, cut_after=3)
     spec = {
         "dataset": "digits",
         "model": {"type": "mlp", "hidden_layers": [64]},
@@ -211,21 +241,16 @@ def test_stream_yields_every_epoch_once_across_a_dropped_connection(service):
     try:
         with Client(f"http://127.0.0.1:{proxy.port}", http_client=http) as client:
             job = client.jobs.create(spec)
-            epochs = []
-            for record in client.jobs.stream(job.id):
-                epochs.append(record.epoch)
-                if record.epoch == 3:
-                    proxy.cut()
-            assert epochs == list(range(1, 26))
-            resumed = [r for r in seen if r.url.path.endswith("/events") and "Last-Event-ID" in r.headers]
-            # Epochs already in flight when the connection broke are delivered; the resume starts after them.
-            assert len(resumed) == 1 and 3 <= int(resumed[0].headers["Last-Event-ID"]) < 25
+            epochs = [record.epoch for record in client.jobs.stream(job.id)]
     finally:
         proxy.close()
+    assert proxy.cut_done.is_set()
+    assert epochs == list(range(1, 26))
+    assert _event_requests(seen) == [None, "3"]  # one resume, right after the last epoch received
 
 
 def test_async_stream_resumes_across_a_dropped_connection_too(service):
-    proxy = DroppingProxy(service.api_port)
+    proxy = DroppingProxy(service.api_port, cut_after=2)
     spec = {"dataset": "digits", "model": {"type": "mlp", "hidden_layers": [32]}, "training": {"epochs": 15}}
     seen: list[httpx.Request] = []
 
@@ -236,16 +261,12 @@ def test_async_stream_resumes_across_a_dropped_connection_too(service):
         http = httpx.AsyncClient(event_hooks={"request": [hook]})
         async with AsyncClient(f"http://127.0.0.1:{proxy.port}", http_client=http) as client:
             job = await client.jobs.create(spec)
-            epochs = []
-            async for record in client.jobs.stream(job.id):
-                epochs.append(record.epoch)
-                if record.epoch == 2:
-                    proxy.cut()
-            return epochs
+            return [record.epoch async for record in client.jobs.stream(job.id)]
 
     try:
-        assert asyncio.run(follow()) == list(range(1, 16))
+        epochs = asyncio.run(follow())
     finally:
         proxy.close()
-    streams = [r.headers.get("Last-Event-ID") for r in seen if r.url.path.endswith("/events")]
-    assert streams[0] is None and len(streams) == 2 and int(streams[1]) >= 2  # one resume, after epoch 2 or later
+    assert proxy.cut_done.is_set()
+    assert epochs == list(range(1, 16))
+    assert _event_requests(seen) == [None, "2"]

@@ -44,6 +44,12 @@ from store.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = 24 * 3600
+#: Jobs that are to be sent to the workers and whose message is not known to be out yet: job id -> the
+#: Unix time the need arose. The step that makes a job sendable (creation, a sweep's dispatch, a reaped
+#: lease, a hand-back) adds it in the same transaction; :func:`store.queue.send_run_job` removes it once
+#: the broker has the message. An entry older than a lease was lost with its sender (a crash between the
+#: two steps): the maintenance thread sends the job again (:meth:`JobStore.take_unsent`).
+UNSENT = key("unsent")
 _JSON_FIELDS = ("spec", "dataset", "error", "latest", "best", "test_metrics", "tags", "checkpoint")
 
 
@@ -150,17 +156,18 @@ mark_finished(KEYS[6], KEYS[1])
 return 1
 """
 
-# Give a job back to the queue (worker shutting down). KEYS: job, leases. ARGV: token, job id.
+# Give a job back to the queue (worker shutting down). KEYS: job, leases, unsent. ARGV: token, job id, now.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 moved(KEYS[1], redis.call('HGET', KEYS[1], 'status'), 'queued')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '', 'lease_expires', '0')
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 return 1
 """
 
 # Recover a job whose attempt stopped renewing its lease.
-# KEYS: job, active set, leases, then the outbox's (webhooks), finished. ARGV: now_epoch, now_iso, job id.
+# KEYS: job, active set, leases, then the outbox's (webhooks), finished, unsent. ARGV: now_epoch, now_iso, job id.
 _REAP = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local expires = tonumber(redis.call('HGET', KEYS[1], 'lease_expires') or '0')
@@ -180,7 +187,21 @@ if status == 'cancelling' then
 end
 moved(KEYS[1], status, 'queued')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'lease_token', '')
+redis.call('ZADD', KEYS[7], ARGV[1], ARGV[3])
 return 'requeued'
+"""
+
+# Take an unsent job whose sender is presumed lost. KEYS: job, unsent. ARGV: job id, cutoff, now.
+# Returns 1 if the caller is to send it (the entry is re-armed, so no other caller takes it meanwhile).
+_TAKE_UNSENT = """
+local since = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not since or tonumber(since) > tonumber(ARGV[2]) then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
 """
 
 # Remove a job; its status leaves the counts once, however many deletes race.
@@ -261,6 +282,7 @@ class JobStore:
         self._finish = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _FINISH)
         self._cancel = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _CANCEL)
         self._release = client.register_script(STATUS_LUA + _RELEASE)
+        self._take_unsent = client.register_script(_TAKE_UNSENT)
         self._reap = client.register_script(EMIT_LUA + _FINISHED_LUA + STATUS_LUA + _REAP)
         self._delete = client.register_script(_DELETE)
         self._archive = client.register_script(_ARCHIVE_METRICS)
@@ -318,6 +340,8 @@ class JobStore:
         pipe.zadd(key("jobs", tenant), {job_id: seq})
         if quota:
             pipe.sadd(active, job_id)
+        if not sweep_id:  # a sweep's trial is sent when the sweep dispatches it
+            pipe.zadd(UNSENT, {job_id: time.time()})
         pipe.execute()
         return self._decode(record), True
 
@@ -560,7 +584,8 @@ class JobStore:
 
     def release(self, job_id: str, token: str) -> None:
         """Put a running job back in the queue (its last checkpoint stays); raises StaleAttempt."""
-        if self._release(keys=[key("job", job_id), key("leases"), *STATUS_KEYS], args=[token, job_id]) == -1:
+        keys = [key("job", job_id), key("leases"), UNSENT, *STATUS_KEYS]
+        if self._release(keys=keys, args=[token, job_id, time.time()]) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
     def finish(self, job_id: str, tenant: str, token: str, status: str, **fields: Any) -> None:
@@ -592,6 +617,7 @@ class JobStore:
                     key("leases"),
                     *outbox_keys(),
                     key("finished"),
+                    UNSENT,
                     *STATUS_KEYS,
                 ],
                 args=[now, now_iso(), job_id],
@@ -601,6 +627,31 @@ class JobStore:
             elif outcome == "cancelled":
                 self.archive_metrics(job_id)
         return requeue
+
+    def sent(self, job_id: str) -> None:
+        """The broker has ``job_id``'s message: it leaves :data:`UNSENT`.
+
+        Never raises: with Redis away the entry stays, and the job is sent once more later, which
+        the claim makes harmless.
+        """
+        try:
+            self.r.zrem(UNSENT, job_id)
+        except redis.RedisError as exc:
+            log.warning("job %s: sent, but could not record it: %s", job_id, exc)
+
+    def take_unsent(self, older_than: float, limit: int = 100) -> builtins.list[str]:
+        """Queued jobs that were to be sent more than ``older_than`` seconds ago and still are not.
+
+        Their sender died between making them sendable and sending them. Each one
+        is returned to one caller only (its entry is re-armed for another
+        ``older_than``); an entry of a job no longer queued is dropped.
+        """
+        now = time.time()
+        taken: builtins.list[str] = []
+        for job_id in self.r.zrangebyscore(UNSENT, "-inf", now - older_than, start=0, num=limit):
+            if self._take_unsent(keys=[key("job", job_id), UNSENT], args=[job_id, now - older_than, now]) == 1:
+                taken.append(job_id)
+        return taken
 
     # -- retention -----------------------------------------------------------
 

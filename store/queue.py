@@ -37,9 +37,15 @@ def celery_app(broker_url: str, *, max_runtime_seconds: float) -> Celery:
     return app
 
 
-def send_run_job(app: Celery, job_id: str, *, max_runtime_seconds: float) -> None:
-    """Send ``trainapi.run_job(job_id)`` by name, with a hard time limit above the job's own limit (seconds)."""
+def send_run_job(app: Celery, jobs: JobStore, job_id: str, *, max_runtime_seconds: float) -> None:
+    """Send ``trainapi.run_job(job_id)`` by name, with a hard time limit above the job's own limit (seconds).
+
+    Once the broker has the message the job leaves the store's unsent set
+    (:data:`store.jobs.UNSENT`); a sender that dies before that is covered by
+    the maintenance thread, which sends the job again after a lease's length.
+    """
     app.send_task(RUN_JOB, args=[job_id], time_limit=max_runtime_seconds + TIME_LIMIT_MARGIN_SECONDS)
+    jobs.sent(job_id)
 
 
 class Requeue:
@@ -60,4 +66,4 @@ class Requeue:
 
     def __call__(self, job_id: str) -> None:
         limit = self.jobs.max_runtime_seconds(job_id)
-        send_run_job(self.app, job_id, max_runtime_seconds=limit or self.default_max_runtime_seconds)
+        send_run_job(self.app, self.jobs, job_id, max_runtime_seconds=limit or self.default_max_runtime_seconds)

@@ -52,7 +52,7 @@ import redis
 from engine.errors import EngineError
 from store import search
 from store.errors import Conflict, NotFound
-from store.jobs import JobStore
+from store.jobs import UNSENT, JobStore
 from store.jobspec import JobSpec
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, now_iso, plausible_id
@@ -67,7 +67,7 @@ RESERVATION_SECONDS = 30.0
 #: thread, which also beats the worker's heartbeat) is held for long; later dispatches ask the rest.
 ASK_BATCH = 16
 
-# KEYS: sweep, pending, active. ARGV: max_concurrent. Returns the trial ids to send now.
+# KEYS: sweep, pending, active, unsent. ARGV: max_concurrent, now. Returns the trial ids to send now.
 _DISPATCH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return {} end
@@ -77,6 +77,7 @@ while redis.call('SCARD', KEYS[3]) < limit do
   local trial = redis.call('LPOP', KEYS[2])
   if not trial then break end
   redis.call('SADD', KEYS[3], trial)
+  redis.call('ZADD', KEYS[4], ARGV[2], trial)
   table.insert(out, trial)
 end
 return out
@@ -113,14 +114,15 @@ redis.call('HSET', KEYS[1], 'to_ask', left, 'next_slot', slot)
 return out
 """
 
-# tpe: fill a reserved slot with its trial. KEYS: sweep, active, reserved, slots.
-# ARGV: slot, trial id, slot entry JSON. Returns 1 if this trial now holds the slot.
+# tpe: fill a reserved slot with its trial. KEYS: sweep, active, reserved, slots, unsent.
+# ARGV: slot, trial id, slot entry JSON, now. Returns 1 if this trial now holds the slot.
 _FILL = """
 if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 0 end
 redis.call('HDEL', KEYS[3], ARGV[1])
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2])
 return 1
 """
 
@@ -313,8 +315,13 @@ class SweepStore:
             return self._ask_trials(sweep_id)
         return list(
             self._dispatch(
-                keys=[key("sweep", sweep_id), key("sweep", sweep_id, "pending"), key("sweep", sweep_id, "active")],
-                args=[int(raw[0])],
+                keys=[
+                    key("sweep", sweep_id),
+                    key("sweep", sweep_id, "pending"),
+                    key("sweep", sweep_id, "active"),
+                    UNSENT,
+                ],
+                args=[int(raw[0]), time.time()],
             )
         )
 
@@ -404,8 +411,9 @@ class SweepStore:
                 key("sweep", sweep_id, "active"),
                 key("sweep", sweep_id, "reserved"),
                 key("sweep", sweep_id, "slots"),
+                UNSENT,
             ],
-            args=[slot, record["id"], entry],
+            args=[slot, record["id"], entry, time.time()],
         )
         if filled == 1:
             return str(record["id"])

@@ -7,7 +7,9 @@ workers again, where they resume from their last checkpoint. Each expired job
 is taken by exactly one reaper (a Lua script decides). Sweep upkeep frees the
 slots of trials that ended without their runner noticing (cancelled while
 queued, failed after their last attempt) and sends the next trials, and
-recomputes the parameter importance of sweeps whose trials succeeded. With
+recomputes the parameter importance of sweeps whose trials succeeded. A job
+that became sendable but whose message never reached the broker (its sender
+died in between: see ``store.jobs.UNSENT``) is sent after a lease's length. With
 ``TRAINAPI_RETENTION_DAYS`` it deletes jobs that finished longer ago than
 that (one worker at a time, at most once a minute).
 """
@@ -57,6 +59,10 @@ def start(settings: Settings, stores: Stores, hostname: str, requeue: Callable[[
                     requeue(job_id)
                 for trial in sweeps.reconcile():
                     requeue(trial)
+                for job_id in jobs.take_unsent(settings.lease_seconds):
+                    with logs.bind(job_id=job_id):
+                        log.warning("job %s: queued, but its message was never sent; sending it", job_id)
+                    requeue(job_id)
                 sweeps.update_importance()
                 if settings.retention_days:
                     _expire(stores, settings.retention_days)

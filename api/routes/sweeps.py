@@ -128,7 +128,7 @@ def create_sweep(body: SweepCreate, response: Response, tenant: TenantDep, state
         raise jobs_service.unknown_dataset(body.base.dataset, "base.dataset")
     try:
         for trial in state.sweeps.dispatch(sweep["id"]):
-            send_run_job(state.producer, trial, max_runtime_seconds=body.base.training.max_runtime_seconds)
+            send_run_job(state.producer, state.jobs, trial, max_runtime_seconds=body.base.training.max_runtime_seconds)
     except jobs_service.QUEUE_ERRORS as exc:
         state.sweeps.request_cancel(tenant, sweep["id"])
         raise jobs_service.queue_unavailable() from exc

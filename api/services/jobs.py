@@ -172,7 +172,7 @@ def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | No
         with logs.bind(job_id=record["id"], tenant=tenant, attempt=0):
             log.info("job %s: created, queued", record["id"])
         try:
-            send_run_job(state.producer, record["id"], max_runtime_seconds=job.training.max_runtime_seconds)
+            send_run_job(state.producer, state.jobs, record["id"], max_runtime_seconds=job.training.max_runtime_seconds)
         except QUEUE_ERRORS as exc:
             log.error("could not enqueue job %s: %s", record["id"], exc)
             state.jobs.discard(tenant, record["id"], idempotency_key)

@@ -15,7 +15,8 @@ import redis as redis_client
 from support import Service, poll, wait_for_job
 
 from store.errors import StaleAttempt
-from store.jobs import JobStore
+from store.jobs import UNSENT, JobStore
+from store.jobspec import JobSpec
 
 LONG_JOB = {
     "dataset": "digits",
@@ -140,6 +141,7 @@ def test_a_stale_attempt_cannot_write(service):
     jobs = JobStore(client)
     record, _ = jobs.create("stale-tenant", {"name": "s", "training": {"epochs": 3}}, {}, max_active=10)
     job_id = record["id"]
+    jobs.sent(job_id)  # as if sent: no worker is to run this hand-driven job
     first = jobs.claim(job_id, "stale-tenant", lease_seconds=30, max_attempts=3)
     assert first.outcome == "ok" and first.attempt == 1
     assert jobs.claim(job_id, "stale-tenant", lease_seconds=30, max_attempts=3).outcome == "leased"
@@ -166,3 +168,19 @@ def test_a_stale_attempt_cannot_write(service):
     assert final["status"] == "succeeded" and final["weights_attempt"] == "2"
     assert [m["epoch"] for m in jobs.metrics("stale-tenant", job_id)] == [1, 2]
     assert client.zscore("trainapi:leases", job_id) is None
+
+
+def test_a_job_stored_but_never_sent_is_sent_by_the_upkeep(cluster):
+    # The API stored the job and died before sending its message: the record is the only trace.
+    client = redis_client.Redis.from_url(cluster.redis_url, decode_responses=True)
+    jobs = JobStore(client)
+    spec = JobSpec.model_validate({"dataset": "iris", "training": {"epochs": 4, "seed": 2}}).normalized()
+    record, _ = jobs.create("local", spec, {"id": "iris"}, max_active=10)
+    assert client.zscore(UNSENT, record["id"]) is not None
+    with httpx.Client(base_url=cluster.url, timeout=30) as api:
+        job = wait_for_job(api, record["id"], timeout=120)  # sent again a lease (2 s) later
+        assert job["status"] == "succeeded", (job, cluster.logs())
+        assert [m["epoch"] for m in api.get(f"/v1/jobs/{record['id']}/metrics").json()["items"]] == [1, 2, 3, 4]
+    assert job["attempt"] == 1
+    assert client.zscore(UNSENT, record["id"]) is None
+    assert "its message was never sent" in cluster.logs()

@@ -1,4 +1,5 @@
-"""The one sender of ``trainapi.run_job``: every message carries the job's own hard time limit.
+"""The one sender of ``trainapi.run_job``: every message carries the job's own hard time limit, and
+every step that makes a job sendable records it as unsent until the message is out.
 
 A real redis-server as the broker; the messages are read back from the queue's Redis list.
 """
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from store.artifacts import Artifacts
+from store.jobs import UNSENT
+from store.jobspec import JobSpec
 from store.queue import QUEUE, RUN_JOB, TIME_LIMIT_MARGIN_SECONDS, Requeue, celery_app, send_run_job
 from store.storage import LocalStorage
 from store.stores import Stores
@@ -36,7 +39,7 @@ def _sent(stores: Stores) -> list[dict]:
 
 def test_send_run_job_sets_the_hard_time_limit(stores: Stores) -> None:
     app = celery_app(_url(stores), max_runtime_seconds=3600)
-    send_run_job(app, "job_x", max_runtime_seconds=120)
+    send_run_job(app, stores.jobs, "job_x", max_runtime_seconds=120)
     [headers] = _sent(stores)
     assert headers["task"] == RUN_JOB
     assert headers["argsrepr"] == "['job_x']"
@@ -58,3 +61,74 @@ def test_requeue_uses_the_limit_of_the_jobs_own_spec(stores: Stores) -> None:
 def _url(stores: Stores) -> str:
     kwargs = stores.redis.get_connection_kwargs()
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def _unsent(stores: Stores) -> set[str]:
+    return set(stores.redis.zrange(UNSENT, 0, -1))
+
+
+def test_a_new_job_is_unsent_until_its_message_is_out(stores: Stores) -> None:
+    app = celery_app(_url(stores), max_runtime_seconds=3600)
+    record, _ = stores.jobs.create("alpha", {"name": "plain"}, {"id": "iris"}, max_active=10)
+    assert record["id"] in _unsent(stores)
+    send_run_job(app, stores.jobs, record["id"], max_runtime_seconds=60)
+    assert record["id"] not in _unsent(stores)
+    _sent(stores)
+    trial, _ = stores.jobs.create("alpha", {"name": "t"}, {"id": "iris"}, max_active=0, sweep_id="swp_x", quota=False)
+    assert trial["id"] not in _unsent(stores)  # a sweep's trial waits for the sweep's dispatch
+
+
+def test_take_unsent_returns_only_old_queued_entries_once(stores: Stores) -> None:
+    stores.redis.delete(UNSENT)
+    old, _ = stores.jobs.create("alpha", {"name": "old"}, {"id": "iris"}, max_active=10)
+    fresh, _ = stores.jobs.create("alpha", {"name": "fresh"}, {"id": "iris"}, max_active=10)
+    gone, _ = stores.jobs.create("alpha", {"name": "cancelled"}, {"id": "iris"}, max_active=10)
+    stores.jobs.request_cancel("alpha", gone["id"])
+    stores.redis.zadd(UNSENT, {old["id"]: 1000.0, gone["id"]: 1000.0})  # their senders died long ago
+    assert stores.jobs.take_unsent(older_than=60) == [old["id"]]
+    assert stores.jobs.take_unsent(older_than=60) == []  # re-armed: nobody else sends it meanwhile
+    assert _unsent(stores) == {old["id"], fresh["id"]}  # the cancelled job's entry is dropped
+
+
+def test_reaped_and_handed_back_jobs_are_unsent_until_sent(stores: Stores) -> None:
+    jobs = stores.jobs
+    for way in ("reaped", "released"):
+        record, _ = jobs.create("alpha", {"name": way}, {"id": "iris"}, max_active=10)
+        jobs.sent(record["id"])
+        claim = jobs.claim(record["id"], "alpha", lease_seconds=30, max_attempts=3)
+        assert claim.outcome == "ok" and record["id"] not in _unsent(stores)
+        if way == "reaped":
+            stores.redis.zadd("trainapi:leases", {record["id"]: 0})
+            stores.redis.hset(f"trainapi:job:{record['id']}", "lease_expires", 0)
+            assert record["id"] in jobs.reap_expired()
+        else:
+            jobs.release(record["id"], claim.token)
+        assert record["id"] in _unsent(stores)
+
+
+def test_dispatched_and_asked_trials_are_unsent_until_sent(stores: Stores) -> None:
+    grid = {
+        "name": "grid",
+        "max_concurrent_trials": 1,
+        "objective": {"metric": "val_loss", "mode": "min"},
+        "strategy": "grid",
+    }
+    pairs = [({"regularization.l2": v}, {"name": f"l2={v}"}) for v in (0.0, 0.1)]
+    sweep = stores.sweeps.create("alpha", grid, pairs, {"id": "iris"})
+    [first] = stores.sweeps.dispatch(sweep["id"])
+    assert first in _unsent(stores) and not set(sweep["trials"]) - {first} & _unsent(stores)
+
+    tpe = {
+        **grid,
+        "name": "tpe",
+        "strategy": "tpe",
+        "seed": 1,
+        "max_trials": 2,
+        "base": JobSpec.model_validate({"dataset": "iris", "training": {"epochs": 2}}).normalized(),
+        "parameters": {"regularization.l2": {"distribution": "log_uniform", "low": 1e-5, "high": 1e-1}},
+    }
+    sweep = stores.sweeps.create("alpha", tpe, [], {"id": "iris"})
+    [asked] = stores.sweeps.dispatch(sweep["id"])
+    assert asked in _unsent(stores)
+    stores.jobs.sent(asked)
+    assert asked not in _unsent(stores)

@@ -172,7 +172,7 @@ def running_best(trials: list[dict[str, Any]]) -> list[float]:
     return out
 
 
-def search_bench(seeds: int, trials: int, epochs: int) -> dict[str, Any]:
+def search_bench(seeds: int, trials: int, epochs: int, first_seed: int = 0) -> dict[str, Any]:
     """TPE against random search on the SEARCH space: per seed, the best, and TPE's trials to random's best."""
     from store import search
 
@@ -183,7 +183,7 @@ def search_bench(seeds: int, trials: int, epochs: int) -> dict[str, Any]:
     print("space: " + ", ".join(f"{name} {p}" for name, p in sweep["parameters"].items()) + "\n")
     rows, runs = [], {}
     started = time.perf_counter()
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         random_trials = search_run("random", seed, sweep)
         tpe_trials = search_run("tpe", seed, sweep)
         runs[seed] = {"random": random_trials, "tpe": tpe_trials}
@@ -222,8 +222,7 @@ def search_bench(seeds: int, trials: int, epochs: int) -> dict[str, Any]:
         f"random needed {statistics.mean(row['random_best_at'] for row in rows):.1f} to reach its own best"
     )
     importance = {
-        strategy: [search.importance(sweep, runs[seed][strategy]) for seed in range(seeds)]
-        for strategy in ("random", "tpe")
+        strategy: [search.importance(sweep, runs[seed][strategy]) for seed in runs] for strategy in ("random", "tpe")
     }
     print("\nimportance (PED-ANOVA shares over each sweep's trials), mean over seeds:\n")
     print("| parameter | random | TPE | ranked first (random / TPE) |")
@@ -290,12 +289,13 @@ def main() -> None:
     parser.add_argument("--example-only", action="store_true", help="only the README example, no wall-time runs")
     parser.add_argument("--search", action="store_true", help="TPE vs random search, in-process")
     parser.add_argument("--seeds", type=int, default=5, help="--search: sweep seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="--search: the first sweep seed (then +1, +2, ...)")
     parser.add_argument("--trials", type=int, default=40, help="--search: trials per strategy and seed")
     parser.add_argument("--epochs", type=int, default=20, help="--search: epochs per trial")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.search:
-        results = search_bench(args.seeds, args.trials, args.epochs)
+        results = search_bench(args.seeds, args.trials, args.epochs, args.first_seed)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
         return

@@ -265,12 +265,19 @@ class JobRunner:
         if not pointer:
             return None
         try:
-            return self.artifacts.storage.get(
+            blob = self.artifacts.storage.get(
                 self.artifacts.checkpoint_key(record["id"], pointer["attempt"], pointer["epoch"])
             )
         except ObjectMissing:
             log.warning("job %s: its checkpoint %s is gone; starting over", record["id"], pointer)
             return None
+        log.info(
+            "job %s: resuming from the checkpoint of epoch %d (attempt %d)",
+            record["id"],
+            int(pointer["epoch"]),
+            int(pointer["attempt"]),
+        )
+        return blob
 
     def _fail(self, record: dict[str, Any], claim: Claim, exc: Exception) -> Outcome:
         if isinstance(exc, engine.EngineError):

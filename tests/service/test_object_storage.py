@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -177,6 +178,10 @@ def test_a_killed_worker_host_is_resumed_by_the_other_from_the_bucket(hosts: Hos
     job = wait_for_job(api, job_id, timeout=120)
     assert job["status"] == "succeeded", hosts.service.logs()
     assert job["attempt"] == 2
+    # Attempt 2 started from attempt 1's last checkpoint in the bucket (epoch 3 or later), not from scratch.
+    logs = "\n".join(path.read_text() for path in sorted(hosts.service.root.glob("*.log")))
+    resumed = re.findall(rf"job {job_id}: resuming from the checkpoint of epoch (\d+) \(attempt 1\)", logs)
+    assert len(resumed) == 1 and int(resumed[0]) >= 3, hosts.service.logs()
     metrics = api.get(f"/v1/jobs/{job_id}/metrics").json()["items"]
     assert [m["epoch"] for m in metrics] == list(range(1, 11))
     expected, actual = _tensors(api, reference), _tensors(api, job_id)

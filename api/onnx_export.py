@@ -14,6 +14,18 @@ The network runs in float64 as ``/predict`` does (the input is cast once), so on
 outputs equal ``/predict``'s to rounding. The metadata of every weights file is in
 ``metadata_props``: one entry per top-level key, each value JSON.
 
+A model with a column transformer (``metadata["preprocessing"]``, trained on a table)
+takes one input per column instead, named by the column, each of shape [N]: numeric columns
+float64 with NaN for a gap, boolean columns float64 1.0/0.0 (NaN for a gap), categorical
+columns strings with "" for a gap. The graph applies the fitted transformer as
+``engine.columns.ColumnEncoder`` does (fill, missing indicator, one-hot with the pooled
+``<other>`` and the ``<missing>`` level, unseen levels as all zeros) before the network.
+Where ``/predict`` refuses a gap the model cannot fill (trained with ``impute_*: none``),
+the graph gives NaN (numeric) or all zeros (categorical). Levels are matched as given
+(``/predict`` strips surrounding spaces first). The graph's own tensors are named under
+``trainapi/`` so no column name can collide with them; a column named like an output
+(``label``, ``probabilities``, ``prediction``) cannot be exported (:class:`NameClash`).
+
 This module lives outside ``engine/``, which stays NumPy-only.
 """
 
@@ -30,17 +42,41 @@ from engine.inference import Model
 
 #: ONNX operator set the graphs use (Softmax over one axis, Squeeze/Unsqueeze axes as inputs need >= 13).
 OPSET = 17
+#: The ai.onnx.ml operator set of a table model's graph (LabelEncoder with string keys and int64 values).
+ML_OPSET = 2
 MEDIA_TYPE = "application/octet-stream"
+OUTPUT_NAMES = ("label", "probabilities", "prediction")
 _ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
+class NameClash(ValueError):
+    """A column of a table model is named like one of the graph's outputs."""
+
+
+def _t(name: str) -> str:
+    """The name of one of the graph's own tensors: under ``trainapi/``, apart from any column name."""
+    return f"trainapi/{name}"
+
+
 def to_onnx(model: Model, *, name: str = "trainapi") -> onnx.ModelProto:
-    """The ONNX model computing ``model.predict`` / ``model.predict_proba`` from raw float32 features."""
+    """The ONNX model computing ``model.predict`` / ``model.predict_proba`` from raw features.
+
+    Raises
+    ------
+    NameClash
+        A table model with a column named ``label``, ``probabilities`` or ``prediction``.
+    """
     meta = model.metadata
     n_layers = len(meta["layer_sizes"]) - 1
-    nodes: list[onnx.NodeProto] = [helper.make_node("Cast", ["input"], ["x64"], to=TensorProto.DOUBLE)]
-    initializers: list[onnx.TensorProto] = []
-    a = "x64"
+    if model.encoder is None:
+        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", model.n_features])]
+        nodes: list[onnx.NodeProto] = [helper.make_node("Cast", ["input"], [_t("x64")], to=TensorProto.DOUBLE)]
+        initializers: list[onnx.TensorProto] = []
+        doc = "A trainapi model: raw float32 features in; see metadata_props for the model's description."
+    else:
+        inputs, nodes, initializers = _columns(model.encoder.columns)
+        doc = "A trainapi table model: one input per column; see metadata_props for the model's description."
+    a = _t("x64")
     for i in range(n_layers):
         weight = np.asarray(model.tensors[f"layers.{i}.weight"], dtype=np.float64)
         bias = np.asarray(model.tensors[f"layers.{i}.bias"], dtype=np.float64)
@@ -48,26 +84,18 @@ def to_onnx(model: Model, *, name: str = "trainapi") -> onnx.ModelProto:
             numpy_helper.from_array(weight, f"layers.{i}.weight"),
             numpy_helper.from_array(bias, f"layers.{i}.bias"),
         ]
-        z = f"z{i}"
+        z = _t(f"z{i}")
         nodes.append(helper.make_node("Gemm", [a, f"layers.{i}.weight", f"layers.{i}.bias"], [z], transB=1))
         a = z
         if i < n_layers - 1:
-            a = f"a{i}"
+            a = _t(f"a{i}")
             nodes.append(helper.make_node(_ACTIVATIONS[meta["activation"]], [z], [a]))
     outputs, more_nodes, more_initializers = _head(model.head, a, meta.get("classes"))
-    graph = helper.make_graph(
-        nodes + more_nodes,
-        name,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", model.n_features])],
-        outputs,
-        initializers + more_initializers,
-    )
-    onnx_model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="trainapi",
-        doc_string="A trainapi model: raw float32 features in; see metadata_props for the model's description.",
-    )
+    graph = helper.make_graph(nodes + more_nodes, name, inputs, outputs, initializers + more_initializers)
+    opsets = [helper.make_opsetid("", OPSET)]
+    if model.encoder is not None:
+        opsets.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    onnx_model = helper.make_model(graph, opset_imports=opsets, producer_name="trainapi", doc_string=doc)
     # The oldest IR version that carries this opset, so older runtimes load the file too.
     onnx_model.ir_version = 8
     helper.set_model_props(onnx_model, {key: json.dumps(value) for key, value in meta.items()})
@@ -84,48 +112,142 @@ def _head(
     head: str, z: str, classes: list[Any] | None
 ) -> tuple[list[onnx.ValueInfoProto], list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Output nodes from the last layer's logits ``z`` (shape [N, n_outputs]): outputs, nodes, initializers."""
-    axis1 = numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1")  # Squeeze's axes
+    axis1 = numpy_helper.from_array(np.array([1], dtype=np.int64), _t("axis1"))  # Squeeze's axes
     if head == "identity":
-        nodes = [helper.make_node("Squeeze", [z, "axis1"], ["prediction"])]
+        nodes = [helper.make_node("Squeeze", [z, _t("axis1")], ["prediction"])]
         return [helper.make_tensor_value_info("prediction", TensorProto.DOUBLE, ["N"])], nodes, [axis1]
     assert classes is not None
     if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
         labels, label_type = np.array(classes, dtype=np.int64), TensorProto.INT64
     else:
         labels, label_type = np.array([str(c) for c in classes], dtype=object), TensorProto.STRING
-    initializers = [numpy_helper.from_array(labels, "classes")]
+    initializers = [numpy_helper.from_array(labels, _t("classes"))]
     if head == "sigmoid":
         # p1 = (1 + tanh(z / 2)) / 2, as engine.losses.predict_proba computes it; class 1 where z > 0.
         initializers += [
             axis1,
-            numpy_helper.from_array(np.array(0.5), "half"),
-            numpy_helper.from_array(np.array(1.0), "one"),
-            numpy_helper.from_array(np.array(0.0), "zero"),
+            numpy_helper.from_array(np.array(0.5), _t("half")),
+            numpy_helper.from_array(np.array(1.0), _t("one")),
+            numpy_helper.from_array(np.array(0.0), _t("zero")),
         ]
         nodes = [
-            helper.make_node("Mul", [z, "half"], ["z_half"]),
-            helper.make_node("Tanh", ["z_half"], ["t"]),
-            helper.make_node("Add", ["t", "one"], ["t1"]),
-            helper.make_node("Mul", ["t1", "half"], ["p1"]),
-            helper.make_node("Sub", ["one", "p1"], ["p0"]),
-            helper.make_node("Concat", ["p0", "p1"], ["p64"], axis=1),
-            helper.make_node("Greater", [z, "zero"], ["positive"]),
-            helper.make_node("Cast", ["positive"], ["index2d"], to=TensorProto.INT64),
-            helper.make_node("Squeeze", ["index2d", "axis1"], ["index"]),
+            helper.make_node("Mul", [z, _t("half")], [_t("z_half")]),
+            helper.make_node("Tanh", [_t("z_half")], [_t("t")]),
+            helper.make_node("Add", [_t("t"), _t("one")], [_t("t1")]),
+            helper.make_node("Mul", [_t("t1"), _t("half")], [_t("p1")]),
+            helper.make_node("Sub", [_t("one"), _t("p1")], [_t("p0")]),
+            helper.make_node("Concat", [_t("p0"), _t("p1")], [_t("p64")], axis=1),
+            helper.make_node("Greater", [z, _t("zero")], [_t("positive")]),
+            helper.make_node("Cast", [_t("positive")], [_t("index2d")], to=TensorProto.INT64),
+            helper.make_node("Squeeze", [_t("index2d"), _t("axis1")], [_t("index")]),
         ]
     elif head == "softmax":
         nodes = [
-            helper.make_node("Softmax", [z], ["p64"], axis=1),
-            helper.make_node("ArgMax", [z], ["index"], axis=1, keepdims=0),
+            helper.make_node("Softmax", [z], [_t("p64")], axis=1),
+            helper.make_node("ArgMax", [z], [_t("index")], axis=1, keepdims=0),
         ]
     else:
         raise ValueError(f"unknown output head {head!r}")
     nodes += [
-        helper.make_node("Cast", ["p64"], ["probabilities"], to=TensorProto.FLOAT),
-        helper.make_node("Gather", ["classes", "index"], ["label"], axis=0),
+        helper.make_node("Cast", [_t("p64")], ["probabilities"], to=TensorProto.FLOAT),
+        helper.make_node("Gather", [_t("classes"), _t("index")], ["label"], axis=0),
     ]
     outputs = [
         helper.make_tensor_value_info("label", label_type, ["N"]),
         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", len(classes)]),
     ]
     return outputs, nodes, initializers
+
+
+def _columns(
+    columns: tuple[dict[str, Any], ...],
+) -> tuple[list[onnx.ValueInfoProto], list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """One input per column and the nodes that encode them into ``trainapi/x64`` ([N, n_outputs], float64).
+
+    The same function as ``engine.columns.ColumnEncoder._encode``, block by block in column order.
+    """
+    inputs: list[onnx.ValueInfoProto] = []
+    nodes: list[onnx.NodeProto] = []
+    initializers = [numpy_helper.from_array(np.array([1], dtype=np.int64), _t("axis1_in"))]
+    blocks: list[str] = []
+    for j, c in enumerate(columns):
+        name = c["name"]
+        if name in OUTPUT_NAMES:
+            raise NameClash(f"column {name!r} has the name of an output of the ONNX graph")
+        col = _t(f"col{j}")
+        if c["type"] == "categorical":
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.STRING, ["N"]))
+            nodes.append(helper.make_node("Unsqueeze", [name, _t("axis1_in")], [f"{col}/text"]))
+            block, more_nodes, more_initializers = _categorical(c, f"{col}/text", col)
+            nodes += more_nodes
+            initializers += more_initializers
+            if block is not None:
+                blocks.append(block)
+            if c["indicator"]:  # 1 for a gap (""), else 0 (string Equal needs opset 19)
+                nodes += [
+                    helper.make_node(
+                        "LabelEncoder",
+                        [f"{col}/text"],
+                        [f"{col}/missing"],
+                        domain="ai.onnx.ml",
+                        keys_strings=[""],
+                        values_int64s=[1],
+                        default_int64=0,
+                    ),
+                    helper.make_node("Cast", [f"{col}/missing"], [f"{col}/indicator"], to=TensorProto.DOUBLE),
+                ]
+                blocks.append(f"{col}/indicator")
+            continue
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]))
+        nodes += [
+            helper.make_node("Unsqueeze", [name, _t("axis1_in")], [f"{col}/x"]),
+            helper.make_node("IsNaN", [f"{col}/x"], [f"{col}/missing"]),
+        ]
+        if c["fill"] is None:
+            blocks.append(f"{col}/x")  # a gap stays NaN: /predict refuses it
+        else:
+            initializers.append(numpy_helper.from_array(np.array(float(c["fill"])), f"{col}/fill"))
+            nodes.append(helper.make_node("Where", [f"{col}/missing", f"{col}/fill", f"{col}/x"], [f"{col}/filled"]))
+            blocks.append(f"{col}/filled")
+        if c["indicator"]:
+            nodes.append(helper.make_node("Cast", [f"{col}/missing"], [f"{col}/indicator"], to=TensorProto.DOUBLE))
+            blocks.append(f"{col}/indicator")
+    nodes.append(helper.make_node("Concat", blocks, [_t("x64")], axis=1))
+    return inputs, nodes, initializers
+
+
+def _categorical(
+    c: dict[str, Any], text: str, col: str
+) -> tuple[str | None, list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The one-hot block of a categorical column from its text ([N, 1]); None when it has no outputs."""
+    levels, pooled = list(c["levels"]), list(c["pooled"])
+    width = len(levels) + bool(pooled) + bool(c["missing_level"])
+    if not width:
+        return None, [], []
+    position = {level: k for k, level in enumerate(levels)}
+    position.update({level: len(levels) for level in pooled})
+    if c["fill"] is not None:
+        gap = position[c["fill"]]
+    elif c["missing_level"]:
+        gap = width - 1
+    else:
+        gap = -1  # /predict refuses the gap; here it encodes as nothing, like an unseen level
+    keys, values = list(position), list(position.values())
+    if "" not in position:  # "" stands for a gap (a level of its own, should a dataset have one)
+        keys.append("")
+        values.append(gap)
+    nodes = [
+        helper.make_node(
+            "LabelEncoder",
+            [text],
+            [f"{col}/position"],
+            domain="ai.onnx.ml",
+            keys_strings=keys,
+            values_int64s=values,
+            default_int64=-1,  # an unseen level: all zeros
+        ),
+        helper.make_node("Equal", [f"{col}/position", f"{col}/range"], [f"{col}/hot"]),
+        helper.make_node("Cast", [f"{col}/hot"], [f"{col}/onehot"], to=TensorProto.DOUBLE),
+    ]
+    initializers = [numpy_helper.from_array(np.arange(width, dtype=np.int64)[None, :], f"{col}/range")]
+    return f"{col}/onehot", nodes, initializers

@@ -245,18 +245,12 @@ def get_weights(
     except ObjectMissing:
         raise NotFound("weights of job", job_id) from None
     if format == "onnx":
-        if model.encoder is not None:
-            # The ONNX graph takes the numeric input matrix; text levels and gaps need the column transformer.
-            raise ApiError(
-                409,
-                "Conflict",
-                "this model encodes table columns (metadata.preprocessing); its ONNX export is not available yet: "
-                "use npz, safetensors or json with the NumPy recipe",
-            )
-
         from api import onnx_export  # onnx takes a while to import; only this format needs it
 
-        body, media_type = onnx_export.dumps(model), onnx_export.MEDIA_TYPE
+        try:
+            body, media_type = onnx_export.dumps(model), onnx_export.MEDIA_TYPE
+        except onnx_export.NameClash as exc:
+            raise ApiError(409, "Conflict", f"{exc}; use npz, safetensors or json with the NumPy recipe") from None
     else:
         body, media_type = export.dumps(model, format), export.MEDIA_TYPES[format]
     return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from api import onnx_export
-from engine import TrainSpec, export, load_builtin, train
+from engine import Dataset, TrainSpec, export, load_builtin, train
 
 TASKS = {
     # binary and multiclass with string labels, as the datasets name them; regression in target units
@@ -90,3 +90,93 @@ def test_integer_labels_stay_integers():
     label, _ = session.run(None, {"input": X})
     assert label.dtype == np.int64
     assert label.tolist() == model.predict(X)
+
+
+def _table(task: str, n: int = 240, seed: int = 5) -> Dataset:
+    """Numeric, boolean and text columns with gaps (one text column with many levels), and a target for ``task``."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 12, n)
+    member = (rng.random(n) < 0.4).astype(np.float64)
+    color = rng.integers(0, 3, n).astype(np.float64)
+    city = rng.integers(0, 12, n).astype(np.float64)  # pooled with max_categories 5
+    score = 0.05 * (age - 40) + member - np.array([0.8, 0.0, -0.8])[color.astype(int)] + 0.1 * city
+    age[rng.random(n) < 0.1] = np.nan
+    member[rng.random(n) < 0.1] = np.nan
+    color[rng.random(n) < 0.1] = np.nan
+    if task == "regression":
+        y = score + rng.normal(0, 0.1, n)
+    elif task == "binary":
+        y = np.where(score > 0, "yes", "no").astype(np.str_)
+    else:
+        y = np.array(["low", "mid", "high"])[np.digitize(score, [-0.5, 0.5])].astype(np.str_)
+    return Dataset(
+        "table",
+        np.column_stack([age, member, color, city]),
+        y,
+        ("age", "member", "color", "city"),
+        "target",
+        None,
+        "hand-made",
+        ("numeric", "boolean", "categorical", "categorical"),
+        (None, None, ("blue", "green", "red"), tuple(f"c{k:02d}" for k in range(12))),
+    )
+
+
+PREPROCESSING = {
+    "missing level, indicators": {"impute_categorical": "missing_level", "missing_indicators": True},
+    "most frequent, median": {"impute_categorical": "most_frequent", "impute_numeric": "median"},
+    "zero fill, pooled": {"impute_numeric": "zero", "impute_categorical": "most_frequent", "max_categories": 5},
+}
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("options", list(PREPROCESSING), ids=list(PREPROCESSING))
+def test_a_table_model_takes_one_input_per_column_and_answers_like_predict(task, options):
+    spec = TrainSpec.from_dict(
+        {
+            "model": {"type": "mlp", "hidden_layers": [6], "activation": "tanh"},
+            "preprocessing": PREPROCESSING[options],
+            "training": {"epochs": 3, "batch_size": 32, "seed": 3},
+        }
+    )
+    trained = export.to_model(train(spec, _table(task)))
+    model = export.loads(export.dumps(trained, "npz"), "npz")
+    proto = onnx.load_from_string(onnx_export.dumps(model))
+    onnx.checker.check_model(proto, full_check=True)
+    session = _session(proto.SerializeToString())
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("age", "tensor(double)"),
+        ("member", "tensor(double)"),
+        ("color", "tensor(string)"),
+        ("city", "tensor(string)"),
+    ]
+    rows = [
+        [41.0, True, "red", "c01"],
+        [None, False, "green", "c11"],  # a gap; c11 is pooled under "zero fill, pooled"
+        [None, None, None, "c05"],  # gaps everywhere they can be
+        [99.0, True, "purple", "nowhere"],  # unseen levels: all zeros
+        [12.5, False, "blue", "c00"],
+    ]
+    feed = {
+        "age": np.array([np.nan if r[0] is None else r[0] for r in rows]),
+        "member": np.array([np.nan if r[1] is None else float(r[1]) for r in rows]),
+        "color": np.array(["" if r[2] is None else r[2] for r in rows], dtype=object),
+        "city": np.array([r[3] for r in rows], dtype=object),
+    }
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
+    if task == "regression":
+        np.testing.assert_allclose(outputs["prediction"], model.predict(rows), rtol=0, atol=1e-9)
+    else:
+        assert outputs["label"].tolist() == model.predict(rows)
+        np.testing.assert_allclose(outputs["probabilities"], model.predict_proba(rows), rtol=0, atol=1e-6)
+
+
+def test_a_column_named_like_an_output_is_refused():
+    data = _table("binary")
+    renamed = Dataset(
+        "table", data.X, data.y, ("label", *data.feature_names[1:]), "target", None, "", data.column_types, data.levels
+    )
+    spec = TrainSpec.from_dict({"model": {"type": "logistic"}, "training": {"epochs": 1}})
+    model = export.to_model(train(spec, renamed))
+    with pytest.raises(onnx_export.NameClash, match="'label'"):
+        onnx_export.dumps(model)

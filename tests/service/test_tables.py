@@ -6,6 +6,8 @@ import io
 import json
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 from support import read_weights
 
@@ -47,6 +49,26 @@ def _rows(n: int, seed: int = 0) -> list[list[str]]:
 
 def _upload(api, data: bytes, name: str = "t.csv", **form: str):
     return api.post("/v1/datasets", files={"file": (name, data, "text/csv")}, data=form)
+
+
+def _onnx_equals_predict(api, job_id: str, rows: list[list], types: dict[str, str]) -> None:
+    """The job's ONNX graph, fed one array per column (NaN / "" for a gap), answers as ``/predict`` does."""
+    response = api.get(f"/v1/jobs/{job_id}/weights", params={"format": "onnx"})
+    assert response.status_code == 200, response.text
+    onnx.checker.check_model(onnx.load_from_string(response.content), full_check=True)
+    session = ort.InferenceSession(response.content, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(types)
+    feed = {}
+    for j, (name, kind) in enumerate(types.items()):
+        cells = [row[j] for row in rows]
+        if kind == "categorical":
+            feed[name] = np.array(["" if v is None else v for v in cells], dtype=object)
+        else:
+            feed[name] = np.array([np.nan if v is None else float(v) for v in cells], dtype=np.float64)
+    label, probabilities = session.run(["label", "probabilities"], feed)
+    expected = api.post(f"/v1/jobs/{job_id}/predict", json={"inputs": rows}).json()
+    assert label.tolist() == expected["predictions"]
+    np.testing.assert_allclose(probabilities, expected["probabilities"], rtol=0, atol=1e-6)
 
 
 def test_a_european_export_uploads_with_types_gaps_and_a_note(api):
@@ -130,6 +152,9 @@ def test_a_ten_thousand_level_id_column_is_pooled(api, wait_job):
     meta = json.loads(str(np.load(io.BytesIO(api.get(f"/v1/jobs/{done['id']}/weights").content))["metadata"]))
     assert meta["layer_sizes"][0] == 20 + 1  # 19 kept levels, the pooled one, and x
     assert len(meta["preprocessing"]["columns"][0]["levels"]) == 19
+    kept, pooled = meta["preprocessing"]["columns"][0]["levels"][0], meta["preprocessing"]["columns"][0]["pooled"][0]
+    rows = [[kept, 1.5], [pooled, 0.0], ["never-seen", 3.0], [kept, None]]
+    _onnx_equals_predict(api, done["id"], rows, {"id": "categorical", "x": "numeric"})
 
 
 def test_train_on_a_table_with_gaps_and_replay_predict_from_the_weights_file(api, wait_job, reference_forward):
@@ -185,6 +210,10 @@ def test_train_on_a_table_with_gaps_and_replay_predict_from_the_weights_file(api
 
     bad = api.post(f"/v1/jobs/{job['id']}/predict", json={"inputs": [{"age": 1, "colour": "red"}]})
     assert bad.status_code == 422 and "colour" in bad.json()["detail"]
+
+    # ONNX: one input per column; fills, missing indicators, the missing level and unseen levels as /predict.
+    types = {"age": "numeric", "income": "numeric", "color": "categorical", "shape": "categorical"}
+    _onnx_equals_predict(api, job["id"], inputs, types)
 
 
 def test_a_sweep_searches_preprocessing(api):

@@ -224,7 +224,7 @@ def search_bench(seeds: int, trials: int, epochs: int, first_seed: int = 0) -> d
     importance = {
         strategy: [search.importance(sweep, runs[seed][strategy]) for seed in runs] for strategy in ("random", "tpe")
     }
-    print("\nimportance (PED-ANOVA shares over each sweep's trials), mean over seeds:\n")
+    print("\nimportance (the sweep view's shares over each sweep's trials), mean over seeds:\n")
     print("| parameter | random | TPE | ranked first (random / TPE) |")
     print("| --- | ---: | ---: | ---: |")
     for name in sweep["parameters"]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from store.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = 24 * 3600
+#: A quota 429's Retry-After (seconds) when no active job of the tenant has an ETA, and its upper bound.
+QUOTA_RETRY_AFTER = 30
 #: Jobs that are to be sent to the workers and whose message is not known to be out yet: job id -> the
 #: Unix time the need arose. The step that makes a job sendable (creation, a sweep's dispatch, a reaped
 #: lease, a hand-back) adds it in the same transaction; :func:`store.queue.send_run_job` removes it once
@@ -316,7 +319,7 @@ class JobStore:
         if quota and self.r.scard(active) >= max_active:
             if idem is not None:
                 self.r.delete(idem)
-            raise QuotaExceeded(max_active, retry_after=30)
+            raise QuotaExceeded(max_active, retry_after=self._quota_retry_after(active))
         seq = self.r.incr(key("seq"))
         record = {
             "id": job_id,
@@ -344,6 +347,19 @@ class JobStore:
             pipe.zadd(UNSENT, {job_id: time.time()})
         pipe.execute()
         return self._decode(record), True
+
+    def _quota_retry_after(self, active: str) -> int:
+        """Seconds until the tenant's first active job should end (1 to 30): its running jobs' soonest ETA.
+
+        :data:`QUOTA_RETRY_AFTER` when none is running with an estimate yet.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in self.r.smembers(active):
+            pipe.hgetall(key("job", job_id))
+        estimates = [eta for raw in pipe.execute() if raw and (eta := eta_seconds(self._decode(raw))) is not None]
+        if not estimates:
+            return QUOTA_RETRY_AFTER
+        return min(QUOTA_RETRY_AFTER, max(1, math.ceil(min(estimates))))
 
     def get(self, tenant: str, job_id: str) -> dict[str, Any]:
         """The record, or NotFound (also when it belongs to another tenant).
@@ -691,6 +707,21 @@ class JobStore:
 
     #: A record as stored -> as the store returns it (the webhook outbox keeps raw records).
     decode = _decode
+
+
+def eta_seconds(record: dict[str, Any]) -> float | None:
+    """Seconds until a running job's last epoch, from a decoded record; None when there is no estimate yet.
+
+    The median of the last few epochs' durations (the runner records it), so
+    that one slow epoch does not make the estimate jump; the last epoch's
+    duration for records written before it did.
+    """
+    latest = record.get("latest")
+    if record.get("status") not in ("running", "cancelling") or not latest or not latest.get("epoch_seconds"):
+        return None
+    epochs = int(((record.get("spec") or {}).get("training") or {}).get("epochs", 0))
+    per_epoch = float(record.get("epoch_seconds_recent") or latest["epoch_seconds"])
+    return round(per_epoch * max(epochs - int(record.get("epochs_done") or 0), 0), 3)
 
 
 def _position(rank: int | None) -> int | None:

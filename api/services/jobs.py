@@ -19,6 +19,7 @@ from api.errors import ApiError, invalid
 from api.schemas.jobs import JobPublic
 from api.state import AppState
 from store.errors import NotFound
+from store.jobs import eta_seconds
 from store.jobspec import JobSpec
 from store.queue import send_run_job
 from trainapi import logs
@@ -203,12 +204,7 @@ def document(record: dict[str, Any]) -> dict[str, Any]:
     epochs = int(spec.get("training", {}).get("epochs", 0))
     done = record["epochs_done"]
     latest = record.get("latest")
-    eta = None
-    if record["status"] in ("running", "cancelling") and latest and latest.get("epoch_seconds"):
-        # The median of the last few epochs (the runner records it), so that one slow epoch does not make
-        # the estimate jump; the last epoch's duration for records written before it did.
-        per_epoch = float(record.get("epoch_seconds_recent") or latest["epoch_seconds"])
-        eta = round(per_epoch * max(epochs - done, 0), 3)
+    eta = eta_seconds(record)
     best = record.get("best")
     error = record.get("error")
     return {

@@ -127,7 +127,8 @@ def test_a_422_is_raised_at_once_naming_the_field(service):
 
 
 def test_a_429_is_retried_after_its_retry_after():
-    # Protocol level (httpx.MockTransport): the service's own quota answers Retry-After: 30.
+    # Protocol level (httpx.MockTransport), with a fractional Retry-After; test_retries.py meets the
+    # service's own quota.
     answers = iter([httpx.Response(429, headers={"Retry-After": "0.4"}, json={"title": "Too many active jobs"})])
     times: list[float] = []
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
+import time
 from typing import Any
 
 import httpx
-from support import poll
+from support import Service, poll
 from trainapi_client import Client
 
 SLOW = {"dataset": "digits", "model": {"type": "mlp", "hidden_layers": [64]}, "training": {"epochs": 15}}
@@ -51,3 +53,29 @@ def test_a_repeated_idempotency_key_returns_the_first_job(service):
         first = client.jobs.create(dataset="iris", training={"epochs": 1}, idempotency_key="k-1")
         again = client.jobs.create(dataset="iris", training={"epochs": 1}, idempotency_key="k-1")
     assert again.id == first.id
+
+
+def test_a_429_from_the_quota_is_retried_after_its_retry_after(tmp_path):
+    # A service of its own with room for one active job: the second create meets the quota.
+    svc = Service(tmp_path, env_extra={"TRAINAPI_MAX_ACTIVE_JOBS": "1"}).start()
+    creates: list[tuple[float, int, str | None]] = []
+
+    def record(response: httpx.Response) -> None:
+        if response.request.method == "POST" and response.request.url.path == "/v1/jobs":
+            creates.append((time.monotonic(), response.status_code, response.headers.get("retry-after")))
+
+    try:
+        with Client(svc.url, max_retries=20, http_client=httpx.Client(event_hooks={"response": [record]})) as client:
+            first = client.jobs.create(SLOW, name="first")
+            poll(lambda: client.jobs.get(first.id).progress.epoch >= 2, 60, what="the first job's second epoch")
+            second = client.jobs.create(dataset="iris", training={"epochs": 2}, name="second")
+            assert client.jobs.get(first.id).status == "succeeded"  # admitted only once the first had ended
+            assert client.jobs.wait(second.id, timeout=60).status == "succeeded"
+    finally:
+        svc.stop()
+    statuses = [status for _, status, _ in creates]
+    assert statuses[0] == 202 and statuses[-1] == 202 and set(statuses[1:-1]) == {429}, statuses
+    for (at, status, advice), (then, _, _) in itertools.pairwise(creates[1:]):
+        assert status == 429 and advice is not None
+        # The advice is the running job's ETA (1 to 30 s, not the 30 s fallback), and it is followed.
+        assert 1 <= int(advice) < 30 and then - at >= int(advice)

@@ -36,7 +36,7 @@ from trainapi import processes
 from trainapi.keys import add_key
 from trainapi.settings import Settings
 
-TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota")
+TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa")
 RETRY = "0.2,0.4,0.8,1.6"  # five attempts in about three seconds
 
 TINY = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 1}}
@@ -46,6 +46,7 @@ DIVERGING = {
     "optimizer": {"name": "sgd", "learning_rate": 1000, "momentum": 0},
     "training": {"epochs": 1, "batch_size": 8, "standardize": False},
 }
+SMALL_MLP = {"dataset": "digits", "model": {"type": "mlp", "hidden_layers": [16]}, "training": {"epochs": 6}}
 LONG = {
     "dataset": "digits",
     "model": {"type": "mlp", "hidden_layers": [256, 256]},
@@ -355,6 +356,34 @@ def test_events_do_not_wait_behind_training(hooked, receiver):
         assert ended["data"] == client.get(f"/v1/sweeps/{sweep['id']}").json()
         client.post(f"/v1/jobs/{long_id}/cancel")
         wait_for_job(client, long_id)
+
+
+def test_pruned_trials_and_ended_sweeps_send_their_events_with_the_resources_view(hooked, receiver):
+    service, keys = hooked
+    with _client(service, keys["kappa"]) as client:
+        endpoint = _endpoint(client, receiver.url(), ["job.pruned", "sweep.succeeded", "sweep.failed"])
+        pruning = client.post(
+            "/v1/sweeps",
+            json={
+                "base": SMALL_MLP,
+                "parameters": {"optimizer.learning_rate": {"values": [0.01, 0.00001]}},
+                "max_concurrent_trials": 1,
+                "early_stopping": {"type": "median", "grace_epochs": 1, "min_trials": 1},
+            },
+        ).json()
+        failing = client.post(
+            "/v1/sweeps",
+            json={"base": DIVERGING, "parameters": {"training.seed": {"values": [1, 2]}}, "max_concurrent_trials": 1},
+        ).json()
+        poll(lambda: len({r.headers["webhook-id"] for r in receiver.items()}) >= 3, 90, what="three events")
+        events = _verified(receiver.items(), endpoint["secret"])
+        by_type = {event["type"]: event["data"] for event in events.values()}
+        assert sorted(by_type) == ["job.pruned", "sweep.failed", "sweep.succeeded"], sorted(by_type)
+        assert by_type["sweep.succeeded"] == client.get(f"/v1/sweeps/{pruning['id']}").json()
+        assert by_type["sweep.failed"] == client.get(f"/v1/sweeps/{failing['id']}").json()
+        pruned = by_type["job.pruned"]
+        assert pruned["sweep_id"] == pruning["id"] and pruned == client.get(f"/v1/jobs/{pruned['id']}").json()
+        assert pruned["status"] == "pruned" and by_type["sweep.failed"]["counts"] == {"failed": 2}
 
 
 def test_private_urls_refused_without_the_flag(hooked):

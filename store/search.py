@@ -40,6 +40,8 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from store.statuses import ACTIVE
+
 if TYPE_CHECKING:
     from optuna import Study
     from optuna.distributions import BaseDistribution
@@ -52,7 +54,6 @@ log = logging.getLogger(__name__)
 IMPORTANCE_MIN_TRIALS = 8
 #: Optuna's default number of random trials before TPE models the results.
 STARTUP_TRIALS = 10
-_RUNNING = ("queued", "running", "cancelling")
 
 
 class SpaceError(ValueError):
@@ -214,7 +215,7 @@ def _frozen(trial: dict[str, Any], space: dict[str, BaseDistribution]) -> Frozen
     if status == "pruned" and value is not None:
         step = max(int(trial.get("epochs_run") or 1), 1)
         return optuna.trial.create_trial(state=state.PRUNED, value=value, intermediate_values={step: value}, **common)
-    if status in _RUNNING:
+    if status in ACTIVE:
         return optuna.trial.create_trial(state=state.RUNNING, **common)
     return optuna.trial.create_trial(state=state.FAIL, **common)
 

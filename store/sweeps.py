@@ -56,10 +56,9 @@ from store.jobs import UNSENT, JobStore
 from store.jobspec import JobSpec
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, now_iso, plausible_id
-from store.statuses import TERMINAL
+from store.statuses import SWEEP_TERMINAL, TERMINAL
 
 log = logging.getLogger(__name__)
-SWEEP_TERMINAL = ("succeeded", "failed", "cancelled")
 _JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning", "dataset", "importance")
 #: A tpe slot reserved this long ago and still not filled is asked again by another process.
 RESERVATION_SECONDS = 30.0

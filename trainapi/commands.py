@@ -19,10 +19,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from trainapi_client import APIError, Client, Dataset, Job, Sweep
+from trainapi_client.models import WEIGHTS_FORMATS
 from trainapi_client.waiting import ProgressBar
 
 OK, FAILED, USAGE = 0, 1, 2
-WEIGHT_FORMATS = ("safetensors", "npz", "json", "onnx")
 
 
 class UsageError(Exception):
@@ -61,7 +61,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = command(jobs, "weights", jobs_weights, "download the trained weights")
     p.add_argument("id")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
-    p.add_argument("--format", choices=WEIGHT_FORMATS, default="safetensors")
+    p.add_argument("--format", choices=WEIGHTS_FORMATS, default="safetensors")
     p.add_argument("--checkpoint", choices=("best", "last"), help="a cancelled job's best or last epoch")
     p = command(jobs, "predict", jobs_predict, "predict rows of a JSON file ([[...]] or {'inputs': [[...]]})")
     p.add_argument("id")

@@ -24,7 +24,7 @@ from store.errors import NotFound
 from store.jobspec import JobSpec
 from store.queue import send_run_job
 from store.search import apply
-from store.sweeps import SWEEP_TERMINAL
+from store.statuses import SWEEP_TERMINAL
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 EVENTS_POLL_SECONDS = 0.5

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.schemas.jobs import JobError, JobStatus, Timestamp
 from engine.spec import MONITORS, Monitor
 from store.jobspec import JOB_EXAMPLE, JobSpec
+from store.statuses import SweepStatus
 
 
 class Parameter(BaseModel):
@@ -123,9 +124,7 @@ class TrialResult(BaseModel):
 class SweepPublic(BaseModel):
     id: str
     name: str
-    status: Literal["running", "cancelling", "succeeded", "failed", "cancelled"] = Field(
-        description="`failed`: every trial failed."
-    )
+    status: SweepStatus = Field(description="`failed`: every trial failed.")
     created_at: Timestamp
     finished_at: Timestamp | None = None
     strategy: str

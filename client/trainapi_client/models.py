@@ -206,6 +206,8 @@ class Job(Model):
 
 #: Statuses a job never leaves.
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "pruned"})
+#: The ``format`` values of ``GET /v1/jobs/{id}/weights``, the service's default (npz) first.
+WEIGHTS_FORMATS = ("npz", "safetensors", "json", "onnx")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from trainapi_client import models
-from trainapi_client.models import SCHEMAS, Model
+from trainapi_client.models import SCHEMAS, WEIGHTS_FORMATS, Model
 
 PRIMITIVES: dict[str, type] = {"integer": int, "number": float, "string": str, "boolean": bool}
 
@@ -88,3 +88,11 @@ def test_every_response_schema_has_a_typed_result(components: dict[str, Any]) ->
     mirrored = {_schema_name(components, name) for name in SCHEMAS.values()}
     responses = {"DatasetPublic", "JobPublic", "EpochMetrics", "PredictResponse", "SweepPublic", "TrialResult"}
     assert {_schema_name(components, n) for n in responses} <= mirrored
+
+
+def test_the_weights_formats_are_the_services(service) -> None:
+    document = httpx.get(f"{service.url}/openapi.json", timeout=30).json()
+    [param] = [p for p in document["paths"]["/v1/jobs/{job_id}/weights"]["get"]["parameters"] if p["name"] == "format"]
+    schema = param["schema"]
+    enum = schema.get("enum") or document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]["enum"]
+    assert set(WEIGHTS_FORMATS) == set(enum) and WEIGHTS_FORMATS[0] == schema.get("default", WEIGHTS_FORMATS[0])

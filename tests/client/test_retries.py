@@ -66,7 +66,16 @@ def test_a_429_from_the_quota_is_retried_after_its_retry_after(tmp_path):
 
     try:
         with Client(svc.url, max_retries=20, http_client=httpx.Client(event_hooks={"response": [record]})) as client:
-            first = client.jobs.create(SLOW, name="first")
+            # Long enough that it is still running when the second create comes (several seconds), short enough
+            # that its ETA stays well under the 30 s fallback.
+            first = client.jobs.create(
+                {
+                    **SLOW,
+                    "model": {"type": "mlp", "hidden_layers": [256, 256]},
+                    "training": {"epochs": 60, "batch_size": 16},
+                },
+                name="first",
+            )
             poll(lambda: client.jobs.get(first.id).progress.epoch >= 2, 60, what="the first job's second epoch")
             second = client.jobs.create(dataset="iris", training={"epochs": 2}, name="second")
             assert client.jobs.get(first.id).status == "succeeded"  # admitted only once the first had ended

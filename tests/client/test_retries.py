@@ -88,3 +88,36 @@ def test_a_429_from_the_quota_is_retried_after_its_retry_after(tmp_path):
         assert status == 429 and advice is not None
         # The advice is the running job's ETA (1 to 30 s, not the 30 s fallback), and it is followed.
         assert 1 <= int(advice) < 30 and then - at >= int(advice)
+
+
+def test_a_503_while_redis_is_down_is_retried_until_it_is_back(tmp_path):
+    # A service of its own: its Redis is stopped while a GET retries, then started again.
+    svc = Service(tmp_path).start()
+    answers: list[tuple[float, int, str | None]] = []
+
+    def record(response: httpx.Response) -> None:
+        answers.append((time.monotonic(), response.status_code, response.headers.get("retry-after")))
+
+    results: dict[str, Any] = {}
+    try:
+        with Client(svc.url) as client:
+            job = client.jobs.wait(client.jobs.create(dataset="iris", training={"epochs": 2}).id, timeout=60)
+        svc.stop_redis()
+
+        def get() -> None:
+            http = httpx.Client(event_hooks={"response": [record]})
+            with Client(svc.url, max_retries=10, http_client=http) as client:
+                results["job"] = client.jobs.get(job.id)
+
+        thread = threading.Thread(target=get)
+        thread.start()
+        poll(lambda: answers, 30, what="a first answer while Redis is down")
+        svc.start_redis()
+        thread.join(timeout=90)
+    finally:
+        svc.stop()
+    assert results["job"].id == job.id and results["job"].status == "succeeded"
+    statuses = [status for _, status, _ in answers]
+    assert statuses[0] == 503 and statuses[-1] == 200 and set(statuses[:-1]) == {503}, statuses
+    for (at, _, advice), (then, _, _) in itertools.pairwise(answers):
+        assert advice == "5" and then - at >= 5  # the service's Retry-After is followed

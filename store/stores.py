@@ -47,12 +47,21 @@ class Stores:
         )
 
     def expire_finished(self, cutoff: float, limit: int = 100) -> list[str]:
-        """Delete jobs (outside sweeps) that finished before ``cutoff``: objects first, then records.
+        """Delete jobs outside sweeps that finished, and sweeps that ended, before ``cutoff``.
 
-        Returns the ids deleted. Safe to run from several workers at once: every step is idempotent.
+        A sweep goes with its trials. Objects go first, then records, then the
+        sweep's own record, so an interrupted pass leaves the sweep to the
+        next. Returns the ids deleted (jobs and sweeps). Safe to run from
+        several workers at once: every step is idempotent.
         """
         expired = self.jobs.finished_before(cutoff, limit)
         for job_id in expired:
             self.artifacts.delete_job(job_id)
             self.jobs.purge(job_id)
+        for sweep_id in self.sweeps.finished_before(cutoff, limit):
+            for trial in self.sweeps.trial_ids(sweep_id):
+                self.artifacts.delete_job(trial)
+                self.jobs.purge(trial)
+            self.sweeps.purge(sweep_id)
+            expired.append(sweep_id)
         return expired

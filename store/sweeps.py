@@ -16,6 +16,8 @@ Layout (under the ``trainapi:`` prefix):
   objective at that epoch, for the median and ASHA pruners.
 - ``sweeps:importance`` set: sweeps with a newly succeeded trial, whose
   parameter importance the maintenance thread recomputes.
+- ``sweeps:finished`` sorted set: ended sweeps by the time they ended, for
+  retention (:meth:`SweepStore.finished_before`, :meth:`SweepStore.purge`).
 
 A ``tpe`` sweep has no pending list: its trials are created when a slot frees
 up, by whoever frees it (the API for the first slots, the runner when a trial
@@ -60,6 +62,8 @@ from store.statuses import SWEEP_TERMINAL, TERMINAL
 
 log = logging.getLogger(__name__)
 _JSON_FIELDS = ("spec", "trials", "parameters", "objective", "pruning", "dataset", "importance")
+#: Ended sweeps by the time they ended (Unix seconds), for retention.
+FINISHED = key("sweeps", "finished")
 #: A tpe slot reserved this long ago and still not filled is asked again by another process.
 RESERVATION_SECONDS = 30.0
 #: At most this many tpe slots are asked in one dispatch, so that no caller (the maintenance
@@ -133,7 +137,7 @@ return 1
 """
 
 # KEYS: sweep, active, finished list, finished set, pending, running set, reserved, slots, then the outbox's
-# (webhooks).
+# (webhooks), then the ended sweeps (retention).
 # ARGV: trial id ('' to only check for completion), now_iso, sweep id, job key prefix.
 # Returns the sweep's status after. Whether every trial failed is decided here, when the
 # sweep completes, from the trials' own records: a caller's earlier look could be out of date.
@@ -163,6 +167,7 @@ if (status == 'running' or status == 'cancelling')
   redis.call('HSET', KEYS[1], 'status', status, 'finished_at', ARGV[2])
   redis.call('SREM', KEYS[6], ARGV[3])
   outbox_emit(KEYS[9], KEYS[10], 'sweep.' .. status, KEYS[1])
+  redis.call('ZADD', KEYS[11], redis.call('TIME')[1], ARGV[3])
 end
 return status
 """
@@ -342,6 +347,7 @@ class SweepStore:
                     key("sweep", sweep_id, "reserved"),
                     key("sweep", sweep_id, "slots"),
                     *outbox_keys(),
+                    FINISHED,
                 ],
                 args=[trial_id, now_iso(), sweep_id, key("job", "")],
             )
@@ -445,6 +451,33 @@ class SweepStore:
                 continue
             if shares is not None:
                 self._importance(keys=[key("sweep", sweep_id)], args=[succeeded, json.dumps(shares)])
+
+    # -- retention -----------------------------------------------------------
+
+    def finished_before(self, cutoff: float, limit: int = 100) -> builtins.list[str]:
+        """Up to ``limit`` sweeps that ended before ``cutoff`` (Unix seconds), oldest first."""
+        return list(self.r.zrangebyscore(FINISHED, "-inf", cutoff, start=0, num=limit))
+
+    def trial_ids(self, sweep_id: str) -> builtins.list[str]:
+        """Every trial job of the sweep (a tpe sweep's asked so far); [] for a sweep that is gone."""
+        sweep = self._load(sweep_id)
+        return list(sweep["trials"] or []) if sweep else []
+
+    def purge(self, sweep_id: str) -> None:
+        """Remove an ended sweep's record and keys (the caller removed its trials first). Idempotent."""
+        sweep = self._load(sweep_id)
+        if sweep is not None:
+            epochs = int(((sweep.get("spec") or {}).get("base") or {}).get("training", {}).get("epochs", 0))
+            pipe = self.r.pipeline()
+            parts = ("active", "best", "finished", "finished_set", "pending", "reserved", "slots")
+            tables = [key("sweep", sweep_id, t, str(e)) for t in ("curve", "rung") for e in range(1, epochs + 1)]
+            pipe.delete(*(key("sweep", sweep_id, part) for part in parts), *tables)
+            pipe.zrem(key("sweeps", sweep["tenant"]), sweep_id)
+            pipe.srem(key("sweeps", "importance"), sweep_id)
+            pipe.srem(key("sweeps", "running"), sweep_id)
+            pipe.delete(key("sweep", sweep_id))
+            pipe.execute()
+        self.r.zrem(FINISHED, sweep_id)
 
     # -- trial progress (workers) --------------------------------------------
 

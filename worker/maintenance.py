@@ -78,13 +78,13 @@ RETENTION_PASS_SECONDS = 60
 
 
 def _expire(stores: Stores, days: float) -> None:
-    """Delete the jobs that finished more than ``days`` ago, if no worker did so within the last pass interval."""
+    """Delete the jobs and sweeps that ended over ``days`` ago, if no worker did so within the last pass interval."""
     if not stores.redis.set(key("retention", "pass"), "1", nx=True, ex=RETENTION_PASS_SECONDS):
         return
     cutoff = time.time() - days * 86400
     try:
         while expired := stores.expire_finished(cutoff):
-            log.info("retention: deleted %d jobs that finished over %g days ago", len(expired), days)
+            log.info("retention: deleted %d jobs and sweeps that ended over %g days ago", len(expired), days)
             if _stop.is_set():
                 return
     except StorageUnavailable as exc:  # the records stay until their objects can go

@@ -84,3 +84,45 @@ def test_a_handed_back_job_cancelled_while_queued_moves_its_metrics_too(stores: 
     assert not stores.redis.exists(f"trainapi:job:{job_id}:metrics")
     assert stores.jobs.metrics(TENANT, job_id) == [{"epoch": 1}, {"epoch": 2}]
     assert stores.jobs.metrics(TENANT, job_id, since_epoch=1) == [{"epoch": 2}]
+
+
+def _sweep(stores: Stores, n_trials: int) -> tuple[str, list[str]]:
+    spec = {
+        "name": "kept-or-not",
+        "base": {"training": {"epochs": 2}},
+        "max_concurrent_trials": n_trials,
+        "objective": {"metric": "val_loss", "mode": "min"},
+        "strategy": "grid",
+    }
+    pairs = [({"training.seed": seed}, {"name": f"t{seed}", "training": {"epochs": 2}}) for seed in range(n_trials)]
+    sweep = stores.sweeps.create(TENANT, spec, pairs, {"id": "iris"})
+    trials = stores.sweeps.dispatch(sweep["id"])
+    for trial in trials:
+        stores.artifacts.storage.put(stores.artifacts.weights_key(trial, 1, "npz"), b"weights")
+        stores.sweeps.report(sweep["id"], trial, "curve", 1, 0.5)
+    return sweep["id"], trials
+
+
+def test_an_ended_sweep_goes_with_its_trials_and_a_running_one_stays(stores: Stores):
+    ended, ended_trials = _sweep(stores, 2)
+    running, running_trials = _sweep(stores, 2)
+    for trial in ended_trials:
+        _finish(stores, trial)
+        stores.sweeps.trial_ended(ended, trial)
+    _finish(stores, running_trials[0])
+    stores.sweeps.trial_ended(running, running_trials[0])
+    assert stores.sweeps.get(TENANT, ended)["status"] == "succeeded"
+    assert stores.sweeps.get(TENANT, running)["status"] == "running"
+
+    assert stores.expire_finished(time.time() - 3600) == []  # it ended just now
+    assert stores.expire_finished(time.time() + 1) == [ended]
+    assert list(stores.redis.scan_iter(f"trainapi:sweep:{ended}*")) == []
+    assert stores.redis.zscore("trainapi:sweeps:finished", ended) is None
+    assert [s["id"] for s in stores.sweeps.list(TENANT)] == [running]
+    for trial in ended_trials:
+        assert not stores.redis.exists(f"trainapi:job:{trial}")
+        assert stores.artifacts.storage.keys(f"jobs/{trial}/") == []
+    for trial in running_trials:  # the running sweep keeps every trial, the finished one too
+        assert stores.redis.exists(f"trainapi:job:{trial}")
+        assert stores.artifacts.storage.keys(f"jobs/{trial}/") != []
+    assert stores.expire_finished(time.time() + 1) == []

@@ -24,9 +24,8 @@ values' JSON texts (so lists and objects are choices too), ``uniform`` /
 ``log_uniform`` → ``FloatDistribution`` (``log=True``), ``int_uniform`` →
 ``IntDistribution(ceil(low), floor(high))``.
 
-Optuna (and, for importance, scikit-learn) is imported on first use, so
-processes that never see a ``tpe`` sweep nor eight finished trials of a
-sweep do not load them.
+Optuna is imported on first use, so processes that never see a ``tpe``
+sweep nor eight finished trials of a sweep do not load it.
 """
 
 from __future__ import annotations
@@ -134,30 +133,27 @@ def ask(spec: dict[str, Any], trials: Iterable[dict[str, Any]], slots: Sequence[
 
 
 def importance(spec: dict[str, Any], trials: Iterable[dict[str, Any]]) -> dict[str, float] | None:
-    """Each parameter's share of the objective's importance, best first; shares sum to 1.
+    """Each parameter's share of the objective's importance (PED-ANOVA), best first; shares sum to 1.
 
     None until :data:`IMPORTANCE_MIN_TRIALS` trials succeeded with an
-    objective, or when no parameter made any difference. The evaluator is
-    Optuna's mean decrease in impurity: a random forest (scikit-learn, seeded
-    from the sweep's seed) fitted to the objective over the parameters, each
-    parameter's share of the forest's splits' gains. It models the objective
-    itself, so it reads the same whatever sampler chose the trials. PED-ANOVA
-    (no scikit-learn) compares the best trials with all trials, so on a
-    ``tpe`` sweep, whose trials already crowd the good region of the
-    parameter that matters most, it describes the rest: on the bench's space
-    it ranked the learning rate first on 7 of 13 TPE sweeps, this evaluator on
-    13 of 13 (``bench/README.md``, "Search").
+    objective, or when no parameter made any difference. PED-ANOVA compares
+    where the best trials (the top 10 %) lie with the sweep's declared search
+    space (``evaluate_on_local=False``: the space, not the region the trials
+    happened to crowd), per parameter; unlike fANOVA it needs no scikit-learn
+    at run time. ``bench/README.md`` ("Search") compares the evaluators.
     """
     optuna = _optuna()
     study = _study(spec, trials, None)
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < IMPORTANCE_MIN_TRIALS:
         return None
+    if len({trial.value for trial in complete}) < 2:
+        return None  # every trial scored the same: nothing made a difference
     with warnings.catch_warnings():
         # Experimental-API notices, and "importances will be equal" when nothing mattered (None below).
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        evaluator = optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=int(spec.get("seed") or 0))
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator(evaluate_on_local=False)
         raw = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)
     values = {name: max(0.0, float(value)) for name, value in raw.items() if math.isfinite(value)}
     total = sum(values.values())

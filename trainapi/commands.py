@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from trainapi_client import APIError, Client, Dataset, Job, Sweep
-from trainapi_client.models import WEIGHTS_FORMATS
+from trainapi_client.models import JOB_STATUSES, WEIGHTS_FORMATS
 from trainapi_client.waiting import ProgressBar
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -53,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("spec", type=Path, metavar="SPEC.json")
     p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 unless it succeeded")
     p = command(jobs, "list", jobs_list, "jobs, newest first")
-    p.add_argument("--status", choices=("queued", "running", "cancelling", "succeeded", "failed", "cancelled"))
+    p.add_argument("--status", choices=JOB_STATUSES)
     p.add_argument("--limit", type=int, default=20)
     command(jobs, "show", jobs_show, "one job").add_argument("id")
     command(jobs, "watch", jobs_watch, "a live progress bar until the job ends, then a summary").add_argument("id")

@@ -15,6 +15,7 @@ from trainapi_client.errors import (
     ValidationError,
 )
 from trainapi_client.models import (
+    ColumnSummary,
     Dataset,
     DatasetSummary,
     EpochMetrics,

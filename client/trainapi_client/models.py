@@ -204,8 +204,10 @@ class Job(Model):
         return self.status in FINISHED
 
 
+#: Every status a job can have, in the order of its life.
+JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "pruned")
 #: Statuses a job never leaves.
-FINISHED = frozenset({"succeeded", "failed", "cancelled", "pruned"})
+FINISHED = frozenset(JOB_STATUSES[3:])
 #: The ``format`` values of ``GET /v1/jobs/{id}/weights``, the service's default (npz) first.
 WEIGHTS_FORMATS = ("npz", "safetensors", "json", "onnx")
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+import trainapi_client
 from trainapi_client import models
-from trainapi_client.models import SCHEMAS, WEIGHTS_FORMATS, Model
+from trainapi_client.models import JOB_STATUSES, SCHEMAS, WEIGHTS_FORMATS, Model
 
 PRIMITIVES: dict[str, type] = {"integer": int, "number": float, "string": str, "boolean": bool}
 
@@ -96,3 +97,15 @@ def test_the_weights_formats_are_the_services(service) -> None:
     schema = param["schema"]
     enum = schema.get("enum") or document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]["enum"]
     assert set(WEIGHTS_FORMATS) == set(enum) and WEIGHTS_FORMATS[0] == schema.get("default", WEIGHTS_FORMATS[0])
+
+
+def test_the_job_statuses_are_the_services(components: dict[str, Any]) -> None:
+    status = components[_schema_name(components, "JobPublic")]["properties"]["status"]
+    enum = status.get("enum") or components[status["$ref"].rsplit("/", 1)[1]]["enum"]
+    assert list(JOB_STATUSES) == list(enum)
+
+
+def test_star_import_gives_every_public_name() -> None:
+    namespace: dict[str, Any] = {}
+    exec("from trainapi_client import *", namespace)
+    assert set(trainapi_client.__all__) <= set(namespace)

@@ -174,12 +174,15 @@ def test_max_categories_pools_the_rarer_levels_and_unseen_levels_are_zeros():
     np.testing.assert_array_equal(out[3], np.eye(10)[0])  # missing: the most frequent level
 
 
-def test_impute_none_with_a_gap_names_the_column():
+@pytest.mark.parametrize(
+    ("option", "column"), [("impute_numeric", "'age'"), ("impute_categorical", "'shape'")], ids=["numeric", "text"]
+)
+def test_impute_none_with_a_gap_names_the_column(option, column):
     ds, _ = table(n=60)
-    spec = TrainSpec.from_dict({"model": {"type": "logistic"}, "preprocessing": {"impute_numeric": "none"}})
+    spec = TrainSpec.from_dict({"model": {"type": "logistic"}, "preprocessing": {option: "none"}})
     with pytest.raises(ConfigError) as info:
         train(spec, ds)
-    assert info.value.field == "preprocessing.impute_numeric" and "'age'" in info.value.message
+    assert info.value.field == f"preprocessing.{option}" and column in info.value.message
 
 
 def test_rows_with_a_missing_target_are_left_out_and_counted():

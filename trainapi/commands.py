@@ -46,6 +46,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("file", type=Path)
     p.add_argument("--target", help="the target column of a CSV (default: the last)")
     p.add_argument("--name")
+    p.add_argument("--delimiter", help="a CSV's delimiter (default: detected)")
+    p.add_argument("--decimal", choices=(".", ","), help="a CSV's decimal mark (default: .)")
+    p.add_argument("--na-values", help="comma-separated missing-value markers (default: NA,N/A,NaN,null,?)")
     command(datasets, "list", datasets_list, "built-in datasets and your uploads")
 
     jobs = sub.add_parser("jobs", help="submit, follow and use training jobs").add_subparsers(required=True)
@@ -185,7 +188,9 @@ def _finished(job_or_sweep: Job | Sweep) -> int:
 def datasets_upload(client: Client, args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise UsageError(f"no file {args.file}")
-    dataset = client.datasets.upload(args.file, target=args.target, name=args.name)
+    na_values = args.na_values.split(",") if args.na_values is not None else None
+    options = {"delimiter": args.delimiter, "decimal": args.decimal, "na_values": na_values}
+    dataset = client.datasets.upload(args.file, target=args.target, name=args.name, **options)
     _emit(args, dataset.to_dict(), lambda out: out.print(_dataset_table([dataset])))
     return OK
 

@@ -93,6 +93,14 @@ def test_upload_and_sweeps(service, tmp_path, capsys, monkeypatch):
     status, out, err = in_process(capsys, service.url, "datasets", "upload", str(csv), "--target", "label", "--json")
     assert status == 0, err
     assert json.loads(out)["classes"] == ["no", "yes"]
+    # A European export: semicolons, decimal commas, "-" for a gap.
+    euro = tmp_path / "euro.csv"
+    euro.write_text("a;b;label\n" + "".join(f"{i},5;{'-' if i == 3 else i * 2};{'xy'[i % 2]}\n" for i in range(30)))
+    args = ("--delimiter", ";", "--decimal", ",", "--na-values", "-", "--json")
+    status, out, err = in_process(capsys, service.url, "datasets", "upload", str(euro), *args)
+    assert status == 0, err
+    columns = {c["name"]: c for c in json.loads(out)["columns"]}
+    assert columns["a"]["type"] == "numeric" and columns["a"]["min"] == 0.5 and columns["b"]["missing"] == 1
 
     sweep = {
         "base": {**GOOD, "training": {"epochs": 3}},

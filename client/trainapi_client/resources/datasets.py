@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,20 @@ def _rows(values: Any) -> Any:
     return values.tolist() if hasattr(values, "tolist") else values
 
 
-def _upload_file(path: str | Path, target: str | None, name: str | None) -> Request:
+def _upload_file(
+    path: str | Path,
+    target: str | None,
+    name: str | None,
+    delimiter: str | None = None,
+    decimal: str | None = None,
+    na_values: Sequence[str] | None = None,
+) -> Request:
     path = Path(path)
     media = "application/octet-stream" if path.suffix.lower() == ".npz" else "text/csv"
-    form = {k: v for k, v in {"target": target, "name": name}.items() if v is not None}
+    fields = {"target": target, "name": name, "delimiter": delimiter, "decimal": decimal}
+    form = {k: v for k, v in fields.items() if v is not None}
+    if na_values is not None:
+        form["na_values"] = ",".join(na_values)
     return Request("POST", "/v1/datasets", files={"file": (path.name, path.read_bytes(), media)}, data=form)
 
 
@@ -37,9 +48,23 @@ def _items(body: dict[str, Any]) -> builtins.list[Dataset]:
 
 
 class Datasets(SyncResource):
-    def upload(self, path: str | Path, target: str | None = None, name: str | None = None) -> Dataset:
-        """Upload a CSV (header row; ``target`` column, default the last) or an NPZ file (``X``, ``y``)."""
-        return self._transport.call(_upload_file(path, target, name), Dataset)
+    def upload(
+        self,
+        path: str | Path,
+        target: str | None = None,
+        name: str | None = None,
+        *,
+        delimiter: str | None = None,
+        decimal: str | None = None,
+        na_values: Sequence[str] | None = None,
+    ) -> Dataset:
+        """Upload a CSV (header row; ``target`` column, default the last) or an NPZ file (``X``, ``y``).
+
+        A CSV's ``delimiter`` is detected unless given; ``decimal=","`` reads
+        European exports; ``na_values`` replaces the default missing-value
+        markers (``NA``, ``N/A``, ``NaN``, ``null``, ``?``; an empty cell is always missing).
+        """
+        return self._transport.call(_upload_file(path, target, name, delimiter, decimal, na_values), Dataset)
 
     def upload_arrays(
         self, X: Any, y: Any, *, name: str = "arrays", feature_names: Any = None, target_name: str | None = None
@@ -59,8 +84,17 @@ class Datasets(SyncResource):
 
 
 class AsyncDatasets(AsyncResource):
-    async def upload(self, path: str | Path, target: str | None = None, name: str | None = None) -> Dataset:
-        return await self._transport.call(_upload_file(path, target, name), Dataset)
+    async def upload(
+        self,
+        path: str | Path,
+        target: str | None = None,
+        name: str | None = None,
+        *,
+        delimiter: str | None = None,
+        decimal: str | None = None,
+        na_values: Sequence[str] | None = None,
+    ) -> Dataset:
+        return await self._transport.call(_upload_file(path, target, name, delimiter, decimal, na_values), Dataset)
 
     async def upload_arrays(
         self, X: Any, y: Any, *, name: str = "arrays", feature_names: Any = None, target_name: str | None = None

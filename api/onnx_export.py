@@ -15,9 +15,11 @@ outputs equal ``/predict``'s to rounding. The metadata of every weights file is 
 ``metadata_props``: one entry per top-level key, each value JSON.
 
 A model with a column transformer (``metadata["preprocessing"]``, trained on a table)
-takes one input per column instead, named by the column, each of shape [N]: numeric columns
-float64 with NaN for a gap, boolean columns float64 1.0/0.0 (NaN for a gap), categorical
-columns strings with "" for a gap. The graph applies the fitted transformer as
+keeps the one ``input`` when its columns are numeric and boolean (float32 [N, n_columns], the
+dataset's columns, NaN for a gap, booleans as 1.0/0.0). With a text column it takes one input
+per column instead, named by the column, each of shape [N]: numeric columns float64 with NaN
+for a gap, boolean columns float64 1.0/0.0 (NaN for a gap), categorical columns strings with
+"" for a gap. The graph applies the fitted transformer as
 ``engine.columns.ColumnEncoder`` does (fill, missing indicator, one-hot with the pooled
 ``<other>`` and the ``<missing>`` level, unseen levels as all zeros) before the network.
 Where ``/predict`` refuses a gap the model cannot fill (trained with ``impute_*: none``),
@@ -162,17 +164,24 @@ def _head(
 def _columns(
     columns: tuple[dict[str, Any], ...],
 ) -> tuple[list[onnx.ValueInfoProto], list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """One input per column and the nodes that encode them into ``trainapi/x64`` ([N, n_outputs], float64).
+    """The inputs and the nodes that encode them into ``trainapi/x64`` ([N, n_outputs], float64).
 
     The same function as ``engine.columns.ColumnEncoder._encode``, block by block in column order.
+    With a text column, one input per column (a string tensor cannot share a matrix with numbers);
+    with numeric and boolean columns only, the one float32 ``input`` [N, n_columns] of every other
+    model, NaN for a gap.
     """
+    matrix = not any(c["type"] == "categorical" for c in columns)
     inputs: list[onnx.ValueInfoProto] = []
     nodes: list[onnx.NodeProto] = []
-    initializers = [numpy_helper.from_array(np.array([1], dtype=np.int64), _t("axis1_in"))]
+    initializers = [] if matrix else [numpy_helper.from_array(np.array([1], dtype=np.int64), _t("axis1_in"))]
+    if matrix:
+        inputs.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", len(columns)]))
+        nodes.append(helper.make_node("Cast", ["input"], [_t("in64")], to=TensorProto.DOUBLE))
     blocks: list[str] = []
     for j, c in enumerate(columns):
         name = c["name"]
-        if name in OUTPUT_NAMES:
+        if not matrix and name in OUTPUT_NAMES:
             raise NameClash(f"column {name!r} has the name of an output of the ONNX graph")
         col = _t(f"col{j}")
         if c["type"] == "categorical":
@@ -198,11 +207,13 @@ def _columns(
                 ]
                 blocks.append(f"{col}/indicator")
             continue
-        inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]))
-        nodes += [
-            helper.make_node("Unsqueeze", [name, _t("axis1_in")], [f"{col}/x"]),
-            helper.make_node("IsNaN", [f"{col}/x"], [f"{col}/missing"]),
-        ]
+        if matrix:  # column j of the input matrix, as [N, 1]
+            initializers.append(numpy_helper.from_array(np.array([j], dtype=np.int64), f"{col}/index"))
+            nodes.append(helper.make_node("Gather", [_t("in64"), f"{col}/index"], [f"{col}/x"], axis=1))
+        else:
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]))
+            nodes.append(helper.make_node("Unsqueeze", [name, _t("axis1_in")], [f"{col}/x"]))
+        nodes.append(helper.make_node("IsNaN", [f"{col}/x"], [f"{col}/missing"]))
         if c["fill"] is None:
             blocks.append(f"{col}/x")  # a gap stays NaN: /predict refuses it
         else:

@@ -180,3 +180,21 @@ def test_a_column_named_like_an_output_is_refused():
     model = export.to_model(train(spec, renamed))
     with pytest.raises(onnx_export.NameClash, match="'label'"):
         onnx_export.dumps(model)
+
+
+def test_a_table_model_without_text_columns_keeps_the_one_input_with_nan_for_a_gap():
+    data = _table("binary")  # age (numeric) and member (boolean) have gaps
+    names, types = data.feature_names[:2], data.column_types[:2]
+    numeric = Dataset("numbers", data.X[:, :2], data.y, names, "target", None, "", types, (None, None))
+    preprocessing = {"missing_indicators": True}
+    spec = TrainSpec.from_dict({"model": {"type": "mlp", "hidden_layers": [5]}, "preprocessing": preprocessing})
+    model = export.loads(export.dumps(export.to_model(train(spec, numeric)), "npz"), "npz")
+    assert model.encoder is not None  # gaps: fills and indicators to apply
+    session = _session(onnx_export.dumps(model))
+    [graph_input] = session.get_inputs()
+    assert (graph_input.name, graph_input.type, graph_input.shape) == ("input", "tensor(float)", ["N", 2])
+    rows = [[41.0, True], [None, False], [None, None], [12.5, None]]
+    X = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float32)
+    label, probabilities = session.run(None, {"input": X})
+    assert label.tolist() == model.predict(rows)
+    np.testing.assert_allclose(probabilities, model.predict_proba(rows), rtol=0, atol=1e-5)

@@ -136,11 +136,10 @@ def importance(spec: dict[str, Any], trials: Iterable[dict[str, Any]]) -> dict[s
     """Each parameter's share of the objective's importance (PED-ANOVA), best first; shares sum to 1.
 
     None until :data:`IMPORTANCE_MIN_TRIALS` trials succeeded with an
-    objective, or when no parameter made any difference. PED-ANOVA compares
-    where the best trials (the top 10 %) lie with the sweep's declared search
-    space (``evaluate_on_local=False``: the space, not the region the trials
-    happened to crowd), per parameter; unlike fANOVA it needs no scikit-learn
-    at run time. ``bench/README.md`` ("Search") compares the evaluators.
+    objective, or when no parameter made any difference. PED-ANOVA (as Optuna
+    ships it) compares where the best trials (the top 10 %) lie with where all
+    trials lie, per parameter; unlike fANOVA it needs no scikit-learn at run
+    time. ``bench/README.md`` ("Search") compares the evaluators.
     """
     optuna = _optuna()
     study = _study(spec, trials, None)
@@ -153,7 +152,7 @@ def importance(spec: dict[str, Any], trials: Iterable[dict[str, Any]]) -> dict[s
         # Experimental-API notices, and "importances will be equal" when nothing mattered (None below).
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator(evaluate_on_local=False)
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
         raw = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)
     values = {name: max(0.0, float(value)) for name, value in raw.items() if math.isfinite(value)}
     total = sum(values.values())

@@ -135,8 +135,8 @@ class SweepPublic(BaseModel):
     leaderboard: list[TrialResult] = Field(description="Trials by objective, best first; those without one last.")
     importance: dict[str, float] | None = Field(
         None,
-        description="Each parameter's share of the objective's importance (Optuna's PED-ANOVA over the declared "
-        "search space), largest first; shares sum to 1. Present once 8 trials succeeded.",
+        description="Each parameter's share of the objective's importance (Optuna's PED-ANOVA), largest first; "
+        "shares sum to 1. Present once 8 trials succeeded.",
         examples=[{"optimizer.learning_rate": 0.81, "regularization.l2": 0.12, "regularization.dropout": 0.07}],
     )
     spec: dict[str, Any]

@@ -177,11 +177,16 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0, sig: int = signal
     """Ask a process to stop; kill it if it has not within ``timeout`` seconds."""
     if proc.poll() is None:
         proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return reap(proc, timeout)
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """Wait for a process that was asked to stop; kill it if it has not within ``timeout`` seconds."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
     return int(proc.returncode)
 
 
@@ -311,10 +316,17 @@ class LocalService:
             self.redis = None
 
     def stop(self) -> None:
-        self.stop_api()
-        for name in list(self.workers):
-            self.stop_worker(name)
-        self.stop_webhooks()
+        """Stop everything: the API, the workers and the webhook consumer at once, then Redis (which the
+        workers still write to while they hand their jobs back)."""
+        running = [(proc, 30.0) for proc in (self.api, self.webhooks) if proc is not None]
+        running += [(proc, 60.0) for proc in self.workers.values()]
+        for proc, _ in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, timeout in running:
+            reap(proc, timeout)
+        self.api, self.webhooks = None, None
+        self.workers.clear()
         self.stop_redis()
 
     def logs(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,10 +67,17 @@ def read_weights(blob: bytes, fmt: str) -> tuple[dict[str, np.ndarray], dict]:
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def readme_block(after: str) -> str:
+    """The first python block of README.md after the text ``after`` (a heading, a sentence)."""
+    text = README.read_text()
+    match = re.search(r"```python\n(.*?)```", text[text.index(after) :], re.S)
+    assert match is not None, f"no python block after {after!r} in README.md"
+    return match.group(1)
+
+
 def readme_recipe() -> str:
     """The python block of the README's "Reproducing /predict with NumPy alone", without its two loading lines."""
-    section = README.read_text().split("### Reproducing `/predict` with NumPy alone", 1)[1]
-    block = section.split("```python\n", 1)[1].split("```", 1)[0].splitlines()
+    block = readme_block("### Reproducing `/predict` with NumPy alone").splitlines()
     kept = [line for line in block if not line.startswith(("npz = ", "meta = "))]
     assert len(kept) == len(block) - 2, "the recipe loads weights.npz in two lines: npz = …, meta = …"
     return "\n".join(kept)

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import safetensors
 import safetensors.numpy
+from support import readme_block
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 EXAMPLE_ROWS = [[0.1, 0.2], [1.5, -1.0]]  # the block's own predict call, for a two-feature model
 MLP = {"type": "mlp", "hidden_layers": [8]}
 JOBS = {
@@ -36,14 +34,6 @@ BACKENDS = [
     ),
     "numpy",
 ]
-
-
-def readme_block() -> str:
-    """The python block of the README's "In PyTorch" section."""
-    section = README.read_text().split("### In PyTorch", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match is not None
-    return match.group(1)
 
 
 class _Tensor(np.ndarray):
@@ -160,7 +150,7 @@ def test_readme_pytorch_module_answers_like_predict(backend, api, wait_job, tmp_
         monkeypatch.chdir(workdir)
         if task == "binary":  # the block as it stands, its last line included
             namespace: dict[str, Any] = {"__name__": "readme"}
-            exec(compile(readme_block(), "README.md", "exec"), namespace)
+            exec(compile(readme_block("### In PyTorch"), "README.md", "exec"), namespace)
             rows, labels, probabilities = EXAMPLE_ROWS, namespace["labels"], namespace["probabilities"]
             net, cls = namespace["net"], namespace["TrainapiNet"]
             safe_open, load_file = namespace["safe_open"], namespace["load_file"]

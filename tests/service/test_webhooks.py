@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from receiver import Received, Receiver
 from standardwebhooks import Webhook
-from support import Service, poll, wait_for_job
+from support import Service, poll, readme_block, wait_for_job
 
 from api.main import create_app
 from api.webhooks.delivery import Deliverer
@@ -415,9 +414,7 @@ def test_private_urls_refused_without_the_flag(hooked):
 def test_the_readme_receiver_verifies_deliveries(hooked, capsys):
     """The README's ten-line receiver, run under uvicorn, gets a test event and refuses a forged one."""
     service, keys = hooked
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("A receiver that verifies signatures") :]
-    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
+    code = readme_block("A receiver that verifies signatures")
     with _client(service, keys["eta"]) as client:
         port = processes.free_port()
         endpoint = _endpoint(client, f"http://127.0.0.1:{port}/hooks/trainapi", ["*"])

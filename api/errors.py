@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.parsing import ParseError
 from engine.errors import ConfigError, InputError
-from store.errors import Conflict, NotFound, QuotaExceeded, StoreError
+from store.errors import Conflict, NotFound, QuotaExceeded, StorageFull, StoreError, TenantStorageQuota
 from store.search import SpaceError
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,8 @@ PROBLEMS: dict[type[Exception], Callable[[Any], ApiError]] = {
     QuotaExceeded: lambda exc: ApiError(
         429, "Too many active jobs", str(exc), headers={"Retry-After": str(exc.retry_after)}
     ),
+    StorageFull: lambda exc: ApiError(507, "Insufficient storage", f"{exc}; try again once space is freed"),
+    TenantStorageQuota: lambda exc: ApiError(413, "Storage quota exceeded", str(exc)),
 }
 
 

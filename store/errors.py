@@ -44,3 +44,21 @@ class QuotaExceeded(StoreError):
 
 class StaleAttempt(StoreError):
     """A write came from an attempt that no longer owns the job."""
+
+
+class StorageFull(StoreError):
+    """The storage has no room left (ENOSPC, or a quota of the file system): a 507 for an upload, a job's
+    ``storage_full`` failure. Retrying soon will fail the same way; freeing space is the remedy."""
+
+
+class TenantStorageQuota(StoreError):
+    """The tenant's stored datasets would exceed its storage quota (``TRAINAPI_TENANT_STORAGE_BYTES``)."""
+
+    def __init__(self, used: int, adding: int, limit: int) -> None:
+        self.used = used
+        self.adding = adding
+        self.limit = limit
+        super().__init__(
+            f"this upload ({adding:,} bytes stored) would bring your stored datasets to {used + adding:,} bytes, "
+            f"over the quota of {limit:,}; delete datasets you no longer need"
+        )

@@ -17,6 +17,7 @@ answers 503); a missing object as :class:`ObjectMissing`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from store.errors import NotFound, StoreError
+from store.errors import NotFound, StorageFull, StoreError
 
 #: Size of the pieces a download is streamed in.
 CHUNK_BYTES = 1 << 20
@@ -53,19 +54,35 @@ class StoredObject:
     chunks: Iterator[bytes]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that no partial file is ever visible."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+#: The errors of a write that found no room: the disk, or the user's quota on it.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def no_space_is_storage_full(what: str) -> Iterator[None]:
+    """Turn an OSError of a full disk into :class:`StorageFull`; any other OSError passes through."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise StorageFull(f"no space left for {what}") from exc
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that no partial file is ever visible (StorageFull on a full disk)."""
+    with no_space_is_storage_full(path.name):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _check_key(key: str) -> str:

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path(".trainapi"), description="Datasets, checkpoints, weights, embedded Redis.")
     api_keys_file: Path | None = Field(
-        default=None, description="Lines of `tenant:sha256hex`. Unset or empty: open single-tenant mode."
+        default=None, description="Lines of `tenant:sha256hex`. Unset: open single-tenant mode. Once set, a missing, unreadable "
+        "or keyless file refuses every request (401)."
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -48,6 +49,51 @@ class Settings(BaseSettings):
     )
     metrics_token: str | None = Field(
         default=None, min_length=1, description="Bearer token GET /metrics requires; unset: /metrics is open."
+    )
+
+    # Hardening: bounded memory per request, fair sharing between tenants, the server's connections.
+    max_upload_expansion: float = Field(
+        default=32.0,
+        gt=0,
+        description="An upload may decompress or convert to at most this many times its own size (413 above).",
+    )
+    max_decompressed_bytes: int = Field(
+        default=512 * 1_048_576,
+        ge=1024,
+        description="Largest decompressed size of an upload, whatever its own size (413 above).",
+    )
+    max_concurrent_parses: int = Field(
+        default=2, ge=1, description="Uploads one API process parses at once (the others wait their turn)."
+    )
+    tenant_storage_bytes: int | None = Field(
+        default=None, ge=0, description="Unset: no quota. N: a tenant's stored datasets may hold N bytes (413 above)."
+    )
+    storage_min_free_bytes: int = Field(
+        default=64 * 1_048_576,
+        ge=0,
+        description="Below this much free space in the data directory uploads get 507 and /readyz says why.",
+    )
+    model_cache_bytes: int = Field(
+        default=512 * 1_048_576, ge=0, description="Models an API process keeps in memory for /predict, in bytes."
+    )
+    max_streams: int = Field(default=2000, ge=1, description="Open event streams (SSE) per API process (429 above).")
+    max_streams_per_tenant: int = Field(
+        default=50, ge=1, description="Open event streams (SSE) per tenant and API process (429 above)."
+    )
+    max_connections: int = Field(
+        default=4096, ge=16, description="Concurrent connections one API process accepts (503 above)."
+    )
+    timeout_keep_alive: float = Field(
+        default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    timeout_request_header: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's headers (slow clients are cut)."
+    )
+    webhook_attempt_seconds: float = Field(
+        default=10.0, gt=0, description="Wall-clock limit of one delivery attempt, connect to last byte."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=2, ge=1, description="Delivery attempts in flight to one endpoint at once."
     )
 
     # Storage (SPEC §15): the data directory, or S3-compatible object storage shared by every host.

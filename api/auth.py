@@ -26,10 +26,14 @@ def bearer_credentials(authorization: str | None) -> str | None:
 
 
 def authenticate(keys: KeyRing, credentials: str | None) -> str:
-    """The tenant of a request's bearer key; a 401 ApiError for a missing or unknown key (unless open mode)."""
-    hashes = keys.current()  # one stat of the keys file
-    if not hashes:
+    """The tenant of a request's bearer key; a 401 ApiError for a missing or unknown key (unless open mode).
+
+    Open mode is an unconfigured keys file only: a configured one that is missing or broken has no keys,
+    so every key is unknown.
+    """
+    if keys.open_mode:
         return LOCAL_TENANT
+    hashes = keys.current()  # one stat of the keys file
     challenge = {"WWW-Authenticate": 'Bearer realm="trainapi"'}
     if credentials is None:
         raise ApiError(401, "Unauthorized", "send an API key as `Authorization: Bearer <key>`", headers=challenge)

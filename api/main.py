@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
     state = AppState.build(settings)
     if state.keys.open_mode:
         log.warning("no API keys configured: open single-tenant mode; bind to 127.0.0.1 only")
+    else:
+        state.keys.current()  # a missing or broken keys file is logged now, not at the first request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -25,8 +25,10 @@ def _open_mode(settings: Settings) -> bool:
 
 
 def _safe_host(settings: Settings, host: str) -> str:
-    if _open_mode(settings) and host not in LOOPBACK:
-        log.warning("no API keys configured: refusing to listen on %s; binding to 127.0.0.1", host)
+    """``host``, or loopback while no request could authenticate from elsewhere (open mode, or no key yet)."""
+    ring = KeyRing(settings.api_keys_file)
+    if host not in LOOPBACK and (ring.open_mode or not ring.current()):
+        log.warning("no API key configured: refusing to listen on %s; binding to 127.0.0.1", host)
         return "127.0.0.1"
     return host
 

@@ -24,8 +24,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path(".trainapi"), description="Datasets, checkpoints, weights, embedded Redis.")
     api_keys_file: Path | None = Field(
-        default=None, description="Lines of `tenant:sha256hex`. Unset: open single-tenant mode. Once set, a missing, unreadable "
-        "or keyless file refuses every request (401)."
+        default=None,
+        description="Lines of `tenant:sha256hex`. Unset: open single-tenant mode. Once set, a missing, "
+        "unreadable or keyless file refuses every request (401).",
     )
     host: str = "127.0.0.1"
     port: int = 8000

@@ -20,8 +20,9 @@ from trainapi.settings import Settings
 
 
 def _app(tmp_path: Path, keyed: bool) -> Any:
-    keys = tmp_path / "api_keys"
-    if keyed:
+    # Open mode is no keys file at all: a configured one that is missing or empty refuses every request.
+    keys = tmp_path / "api_keys" if keyed else None
+    if keys is not None:
         add_key(keys, "alpha")
     return create_app(Settings(redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path, api_keys_file=keys))
 

@@ -21,13 +21,22 @@ from __future__ import annotations
 from typing import IO, Any
 
 from api.parsing.csv import parse_csv
-from api.parsing.dataset import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, ParsedDataset, distinct_labels
+from api.parsing.dataset import (
+    DEFAULT_MAX_COLUMNS,
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_EXPANSION,
+    DEFAULT_MAX_ROWS,
+    ParsedDataset,
+    distinct_labels,
+)
 from api.parsing.errors import KINDS, BadCell, ParseError
 from api.parsing.json import parse_json
 from api.parsing.npz import ZIP_MAGICS, parse_npz
 
 __all__ = [
     "DEFAULT_MAX_COLUMNS",
+    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "DEFAULT_MAX_EXPANSION",
     "DEFAULT_MAX_ROWS",
     "KINDS",
     "BadCell",
@@ -53,6 +62,8 @@ def parse_upload(
     target: str | None,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_columns: int = DEFAULT_MAX_COLUMNS,
+    max_expansion: float = DEFAULT_MAX_EXPANSION,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     **csv_options: Any,
 ) -> ParsedDataset:
     """Parse an uploaded file as CSV or NPZ, chosen by type, name and content.
@@ -67,7 +78,8 @@ def parse_upload(
     ----------
     data : bytes or seekable binary file
         The file's content.  Its size limit is the caller's (enforced while
-        the body streams in).  A CSV is read from the file line by line.
+        the body streams in).  Either format is read from the file piece by
+        piece, never whole.
     filename : str or None
         Client-side file name; only its extension is used.
     content_type : str or None
@@ -77,6 +89,10 @@ def parse_upload(
         ``None``, ``""`` or ``"target"`` are accepted, any other name is refused.
     max_rows, max_columns : int
         Size limits; exceeding one is a ``too_large`` error.
+    max_expansion, max_decompressed_bytes : float, int
+        What the file may decompress or convert to (float64 matrices
+        included): at most ``max_expansion`` times its size and
+        ``max_decompressed_bytes`` (``too_large`` above).
     **csv_options
         ``delimiter``, ``decimal``, ``na_values``: for a CSV, see :func:`~api.parsing.csv.parse_csv`.
 
@@ -113,12 +129,25 @@ def parse_upload(
         raise ParseError(f"unsupported upload: {shown}; send {_ACCEPTED}{hint}", kind="unsupported_type", field="file")
 
     if kind == "csv":
-        return parse_csv(data, target, max_rows=max_rows, max_columns=max_columns, **csv_options)
+        return parse_csv(
+            data,
+            target,
+            max_rows=max_rows,
+            max_columns=max_columns,
+            max_expansion=max_expansion,
+            max_decompressed_bytes=max_decompressed_bytes,
+            **csv_options,
+        )
     # Checked before parsing: an .npz's target is always its y, named "target".
     if target is not None and target.strip() not in ("", "target"):
         raise ParseError(
             f"'target' selects a CSV column; the target of a .npz upload is its array y (got target={target!r})",
             field="target",
         )
-    blob = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else data.read()
-    return parse_npz(blob, max_rows=max_rows, max_columns=max_columns)
+    return parse_npz(
+        data,
+        max_rows=max_rows,
+        max_columns=max_columns,
+        max_expansion=max_expansion,
+        max_decompressed_bytes=max_decompressed_bytes,
+    )

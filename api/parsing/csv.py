@@ -23,6 +23,12 @@ column's type, the second converts the cells into a preallocated matrix.
 - Bad cells (a text cell in a numeric column, NaN or Inf, a row with the wrong
   number of fields) are collected over the whole file; the error lists the
   first :data:`MAX_BAD_CELLS` with row, line, column, value and reason.
+- Memory: the header's columns are counted in pieces before it is split (a
+  60 MB single line is refused after reading its first ``max_columns``
+  delimiters); no record may exceed :data:`MAX_RECORD_BYTES`; rows are
+  converted in chunks of at most :data:`_CHUNK_CELLS` cells; the float64
+  matrix of rows x columns is held to the decoded budget
+  (:func:`api.parsing.dataset.decoded_budget`) before it is allocated.
 """
 
 from __future__ import annotations
@@ -38,11 +44,20 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from api.parsing.dataset import DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, ParsedDataset, unique_names
+from api.parsing.dataset import (
+    DEFAULT_MAX_COLUMNS,
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_EXPANSION,
+    DEFAULT_MAX_ROWS,
+    ParsedDataset,
+    budget_detail,
+    decoded_budget,
+    unique_names,
+)
 from api.parsing.errors import BadCell, ParseError, count, shorten, shorten_list
 from engine.columns import summarize, summarize_target
 
-__all__ = ["DELIMITERS", "MAX_BAD_CELLS", "NA_VALUES", "parse_csv"]
+__all__ = ["DELIMITERS", "MAX_BAD_CELLS", "MAX_RECORD_BYTES", "NA_VALUES", "parse_csv"]
 
 #: Delimiters detected when none is given, in order of preference on a tie.
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -57,10 +72,18 @@ NUMERIC_MAJORITY = 0.9
 _NUMBER_STARTS = frozenset("0123456789+-.iInN")
 _TRUE = frozenset({"true", "yes"})
 _FALSE = frozenset({"false", "no"})
-#: Rows converted per NumPy call: bounds the Python strings alive at once.
+#: Longest record (a row, its quoted line breaks included), in bytes: what one row may cost as
+#: Python strings is bounded by it. 10,000 columns of 100-byte cells fit.
+MAX_RECORD_BYTES = 1 << 20
+#: Rows converted per NumPy call, and most cells in those rows: bound the Python strings alive at once
+#: (a chunk of 10,000-column rows holds 26 rows).
 _CHUNK_ROWS = 8192
-#: Lines looked at to detect the delimiter.
+_CHUNK_CELLS = 1 << 18
+#: Lines, and bytes, looked at to detect the delimiter.
 _SNIFF_LINES = 50
+_SNIFF_BYTES = 256 << 10
+#: Size of the pieces the header is read in while its columns are counted.
+_HEADER_PIECE = 64 << 10
 
 
 def parse_csv(
@@ -72,6 +95,8 @@ def parse_csv(
     na_values: Iterable[str] | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_columns: int = DEFAULT_MAX_COLUMNS,
+    max_expansion: float = DEFAULT_MAX_EXPANSION,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> ParsedDataset:
     """Parse a delimited text file with a header row.
 
@@ -94,7 +119,13 @@ def parse_csv(
     max_rows : int
         Most data rows accepted (``too_large`` above).
     max_columns : int
-        Most columns accepted, target included (``too_large`` above).
+        Most columns accepted, target included (``too_large`` above); counted
+        before the header is split.
+    max_expansion, max_decompressed_bytes : float, int
+        The float64 matrix of rows x columns may take at most
+        ``max_expansion`` times the file's size and ``max_decompressed_bytes``
+        (``too_large`` above; text is at most 8x smaller, so only a tight
+        ``max_decompressed_bytes`` refuses a file that the other limits let in).
 
     Returns
     -------
@@ -113,7 +144,14 @@ def parse_csv(
     source: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
     if decimal not in (".", ","):
         raise ParseError(f"decimal must be '.' or ',', got {decimal!r}", field="decimal")
-    sep = _delimiter(source, delimiter, decimal)
+    size = source.seek(0, io.SEEK_END)
+    budget = decoded_budget(size, max_expansion, max_decompressed_bytes)
+    given = _given_delimiter(delimiter, decimal)
+    source.seek(0)
+    if source.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+        raise ParseError("the file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8)", field="file")
+    _check_header_width(source, [given] if given else [d for d in DELIMITERS if d != decimal], max_columns)
+    sep = given or _detect_delimiter(source, decimal)
     missing = _na_set(na_values)
 
     # Pass 1: header, row count, ragged rows, and what each column holds.
@@ -145,6 +183,13 @@ def parse_csv(
             if n_rows > max_rows:
                 raise ParseError(
                     f"the file has more than {count(max_rows, 'data row')} (the limit)", kind="too_large", field="file"
+                )
+            if n_rows * width * 8 > budget:  # X and y as float64: what pass 2 allocates
+                raise ParseError(
+                    f"{count(n_rows, 'row')} x {count(width, 'column')} need more than {budget:,} bytes as float64: "
+                    f"{budget_detail(size, max_expansion, max_decompressed_bytes)}",
+                    kind="too_large",
+                    field="file",
                 )
             if len(row) != width:
                 n_ragged += 1
@@ -237,21 +282,46 @@ def parse_csv(
 # --------------------------------------------------------------------------- reading
 
 
-def _lines(source: IO[bytes]) -> Iterator[str]:
-    """The file's lines, decoded one at a time (a BOM dropped), with their ends."""
-    source.seek(0)
-    offset = 0
-    for number, raw in enumerate(source, start=1):
-        text = raw[3:] if number == 1 and raw.startswith(codecs.BOM_UTF8) else raw
-        try:
-            yield text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            at = offset + (len(raw) - len(text)) + exc.start
-            raise ParseError(
-                f"the file is not valid UTF-8: byte {at} (line {number}) cannot be decoded; save it as UTF-8",
-                field="file",
-            ) from exc
-        offset += len(raw)
+class _Lines:
+    """The file's lines, decoded one at a time (a BOM dropped), with their ends; none longer than a record may be.
+
+    ``record_bytes`` counts the bytes since the last record ended (the reader of
+    records resets it), so a record that spans lines through quoted line breaks
+    is bounded too.
+    """
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.record_bytes = 0
+
+    def __iter__(self) -> Iterator[str]:
+        source = self.source
+        source.seek(0)
+        offset = 0
+        number = 0
+        while raw := source.readline(MAX_RECORD_BYTES + 1):
+            number += 1
+            self.record_bytes += len(raw)
+            if self.record_bytes > MAX_RECORD_BYTES:
+                raise ParseError(
+                    f"line {number} is longer than {MAX_RECORD_BYTES:,} bytes, the most one row may take",
+                    kind="too_large",
+                    field="file",
+                )
+            yield _decode_line(raw, number, offset)
+            offset += len(raw)
+
+
+def _decode_line(raw: bytes, number: int, offset: int) -> str:
+    text = raw[3:] if number == 1 and raw.startswith(codecs.BOM_UTF8) else raw
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = offset + (len(raw) - len(text)) + exc.start
+        raise ParseError(
+            f"the file is not valid UTF-8: byte {at} (line {number}) cannot be decoded; save it as UTF-8",
+            field="file",
+        ) from exc
 
 
 def _records(source: IO[bytes], sep: str) -> Iterator[tuple[int, list[str]]]:
@@ -260,7 +330,8 @@ def _records(source: IO[bytes], sep: str) -> Iterator[tuple[int, list[str]]]:
     ``strict=True`` turns stray or unclosed quotes into errors instead of
     silently swallowing the rest of the file into one field.
     """
-    reader = csv.reader(_lines(source), delimiter=sep, strict=True)
+    lines = _Lines(source)
+    reader = csv.reader(lines, delimiter=sep, strict=True)
     previous = 0
     while True:
         try:
@@ -269,6 +340,7 @@ def _records(source: IO[bytes], sep: str) -> Iterator[tuple[int, list[str]]]:
             return
         except csv.Error as exc:
             raise ParseError(f"malformed CSV at line {reader.line_num}: {exc}", field="file") from exc
+        lines.record_bytes = 0
         start = previous + 1  # a quoted field may span lines: report where the record starts
         previous = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -288,34 +360,97 @@ def _pass_two(source: IO[bytes], sep: str, blocks: list[NDArray[np.float64] | No
 
 
 def _chunks(records: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
+    """Records in chunks of at most :data:`_CHUNK_ROWS` rows and about :data:`_CHUNK_CELLS` cells (the same
+    chunks on both passes: they depend on the records alone)."""
     chunk: list[tuple[int, list[str]]] = []
+    cells = 0
     for record in records:
         chunk.append(record)
-        if len(chunk) >= _CHUNK_ROWS:
+        cells += len(record[1])
+        if len(chunk) >= _CHUNK_ROWS or cells >= _CHUNK_CELLS:
             yield chunk
             chunk = []
+            cells = 0
     if chunk:
         yield chunk
 
 
-def _delimiter(source: IO[bytes], given: str | None, decimal: str) -> str:
-    """The given delimiter (checked), or the best of :data:`DELIMITERS` on the first lines."""
-    if given is not None and given != "":
-        sep = "\t" if given in ("\\t", "tab", "TAB") else given
-        if len(sep) != 1 or sep in '"\r\n' or sep.isalnum():
+def _given_delimiter(given: str | None, decimal: str) -> str | None:
+    """The given delimiter, checked (``"\\t"`` or ``"tab"`` for a tab); None when it is to be detected."""
+    if given is None or given == "":
+        return None
+    sep = "\t" if given in ("\\t", "tab", "TAB") else given
+    if len(sep) != 1 or sep in '"\r\n' or sep.isalnum():
+        raise ParseError(
+            f"delimiter must be one character such as ',', ';', '|' or '\\t', got {given!r}", field="delimiter"
+        )
+    if sep == decimal:
+        raise ParseError(f"the delimiter and the decimal mark are both {sep!r}", field="delimiter")
+    return sep
+
+
+def _check_header_width(source: IO[bytes], seps: list[str], max_columns: int) -> None:
+    """Refuse a header of more than ``max_columns`` columns, or longer than a record may be, before it is split.
+
+    The header (the first line with content, quoted line breaks included) is read
+    in pieces of :data:`_HEADER_PIECE` bytes; the delimiters outside quotes are
+    counted for each candidate, so a single 60 MB line costs one piece per
+    ``max_columns`` delimiters, never a list of millions of strings.
+    """
+    source.seek(0)
+    marks = [sep.encode() for sep in seps]
+    counts = [0] * len(marks)
+    quoted = content = False
+    read = 0
+    while piece := source.read(_HEADER_PIECE):
+        read += len(piece)
+        for k, part in enumerate(piece.split(b'"')):
+            if k:  # each quote toggles; a doubled quote inside a quoted field toggles twice
+                quoted = not quoted
+                content = True
+            if quoted:
+                continue
+            rest = part
+            while True:
+                end = rest.find(b"\n")
+                line = rest if end < 0 else rest[:end]
+                if not content and (line.strip(b" \t\r") or any(m in line for m in marks)):
+                    content = True
+                if content:
+                    for i, mark in enumerate(marks):
+                        counts[i] += line.count(mark)
+                if end < 0:
+                    break
+                if content:
+                    if max(counts) >= max_columns:  # the whole header read: say how many
+                        raise ParseError(
+                            f"the header has {max(counts) + 1:,} columns, more than the limit of {max_columns:,}",
+                            kind="too_large",
+                            field="file",
+                        )
+                    return
+                rest = rest[end + 1 :]
+        if max(counts) >= max_columns:
             raise ParseError(
-                f"delimiter must be one character such as ',', ';', '|' or '\\t', got {given!r}", field="delimiter"
+                f"the header has more than {max_columns:,} columns (the limit)", kind="too_large", field="file"
             )
-        if sep == decimal:
-            raise ParseError(f"the delimiter and the decimal mark are both {sep!r}", field="delimiter")
-        return sep
-    if source.read(2) in (b"\xff\xfe", b"\xfe\xff"):
-        raise ParseError("the file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8)", field="file")
+        if read > MAX_RECORD_BYTES:
+            raise ParseError(
+                f"the header is longer than {MAX_RECORD_BYTES:,} bytes, the most one row may take",
+                kind="too_large",
+                field="file",
+            )
+
+
+def _detect_delimiter(source: IO[bytes], decimal: str) -> str:
+    """The best of :data:`DELIMITERS` on the first lines."""
     sample: list[str] = []
-    for line in _lines(source):
+    taken = 0
+    for line in _Lines(source):
         if line.strip():
             sample.append(line)
-        if len(sample) >= _SNIFF_LINES:
+            taken += len(line)
+        if len(sample) >= _SNIFF_LINES or taken >= _SNIFF_BYTES:
             break
     text = "".join(sample)
     best, best_score = ",", (-1.0, 0)

@@ -13,8 +13,13 @@ from api.parsing.errors import ParseError
 
 __all__ = [
     "DEFAULT_MAX_COLUMNS",
+    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "DEFAULT_MAX_EXPANSION",
     "DEFAULT_MAX_ROWS",
+    "MIN_DECODED_BUDGET",
     "ParsedDataset",
+    "budget_detail",
+    "decoded_budget",
     "default_names",
     "distinct_labels",
     "reject_empty_labels",
@@ -24,6 +29,29 @@ __all__ = [
 
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_COLUMNS = 10_000
+#: An upload may decompress, or convert to float64, to at most this many times its own size ...
+DEFAULT_MAX_EXPANSION = 32.0
+#: ... and to at most this many bytes, whatever its size.
+DEFAULT_MAX_DECOMPRESSED_BYTES = 512 << 20
+#: The ratio alone would refuse a tiny, very compressible file (a 1 KB archive of a few thousand
+#: zeros); below this many bytes the ratio does not apply. Harmless at any concurrency.
+MIN_DECODED_BUDGET = 1 << 20
+
+
+def decoded_budget(upload_bytes: int, max_expansion: float, max_decompressed_bytes: int) -> int:
+    """Most bytes an upload of ``upload_bytes`` may decompress or convert to (float64 matrices included).
+
+    ``max_expansion`` times its size, at least :data:`MIN_DECODED_BUDGET`, at most ``max_decompressed_bytes``.
+    """
+    return min(max_decompressed_bytes, max(MIN_DECODED_BUDGET, int(max_expansion * upload_bytes)))
+
+
+def budget_detail(upload_bytes: int, max_expansion: float, max_decompressed_bytes: int) -> str:
+    """How the budget of :func:`decoded_budget` came about, for messages."""
+    budget = decoded_budget(upload_bytes, max_expansion, max_decompressed_bytes)
+    if budget == max_decompressed_bytes:
+        return f"the limit is {budget:,} bytes"
+    return f"the limit is {max_expansion:g}x the upload's {upload_bytes:,} bytes ({budget:,})"
 
 
 # eq=False: the generated __eq__/__hash__ would compare (and hash) arrays,

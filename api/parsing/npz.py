@@ -1,4 +1,12 @@
-"""NumPy ``.npz`` uploads: array headers checked before any data is read."""
+"""NumPy ``.npz`` uploads: sizes checked from the zip and array headers before any data is read.
+
+An archive is read from its file (the spooled upload), member by member, never
+as a whole. Before a byte of array data is decompressed, the members' declared
+sizes and the float64 conversion they imply are held to a budget relative to the
+upload (:func:`api.parsing.dataset.decoded_budget`: ``max_expansion`` times its
+size, at most ``max_decompressed_bytes``); while a member is read, no more than
+its declared size is accepted, so a lying header is caught too.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +16,40 @@ import struct
 import tokenize
 import zipfile
 import zlib
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from api.parsing.dataset import (
     DEFAULT_MAX_COLUMNS,
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_EXPANSION,
     DEFAULT_MAX_ROWS,
     ParsedDataset,
+    budget_detail,
+    decoded_budget,
     default_names,
     reject_empty_labels,
     unique_names,
 )
 from api.parsing.errors import ParseError, count
 
-__all__ = ["NPZ_MAX_UNCOMPRESSED_BYTES", "ZIP_MAGICS", "parse_npz"]
+__all__ = ["MAX_MEMBERS", "NPZ_MAX_UNCOMPRESSED_BYTES", "ZIP_MAGICS", "parse_npz"]
 
-#: Largest decompressed size of one ``.npz`` member, and of ``X`` once
-#: converted to float64.  The upload limit bounds the *compressed* bytes only;
-#: deflate expands up to ~1000x, so without this a small zip could ask for
-#: tens of gigabytes.
+#: Largest decompressed size of one ``.npz`` member, whatever the budget below (a ceiling for
+#: callers that pass a huge ``max_decompressed_bytes``).
 NPZ_MAX_UNCOMPRESSED_BYTES = 1 << 30
+#: Most members an archive may list: X, y, feature_names and a few others. Reading the central
+#: directory of a zip of a million empty members would cost more memory than any dataset.
+MAX_MEMBERS = 64
+#: Bytes counted for each Python string made of a string array's element (labels, names).
+_PY_STR_BYTES = 64
 
 #: A zip (and so an .npz) starts with one of these; a CSV never does.
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
+_END_OF_CENTRAL_DIRECTORY = b"PK\x05\x06"
 
 #: What reading a damaged or hostile archive can raise besides BadZipFile:
 #: zlib/bz2/lzma errors, truncated headers, encrypted or exotic members.
@@ -55,20 +71,23 @@ _NPZ_READ_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def parse_npz(
-    data: bytes,
+    data: bytes | IO[bytes],
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_columns: int = DEFAULT_MAX_COLUMNS,
+    max_expansion: float = DEFAULT_MAX_EXPANSION,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> ParsedDataset:
     """Parse a NumPy ``.npz`` archive holding ``X``, ``y`` and optionally ``feature_names``.
 
-    Array headers are read and checked (dtype, shape, limits) before any
-    array data is loaded, so an object array, a lying header or a zip bomb is
-    refused without allocating for it.
+    Zip and array headers are read and checked (member count, dtype, shape,
+    declared sizes, limits) before any array data is decompressed, so an
+    object array, a lying header or a zip bomb is refused without allocating
+    for it.
 
     Parameters
     ----------
-    data : bytes
+    data : bytes or seekable binary file
         The archive, as written by :func:`numpy.savez` or :func:`numpy.savez_compressed`.
         Required members: ``X`` of shape (n_samples, n_features), bool,
         integer or real float; ``y`` of shape (n_samples,), bool, integer,
@@ -76,7 +95,12 @@ def parse_npz(
         ``feature_names`` of shape (n_features,), strings.  Other members are
         ignored.
     max_rows, max_columns : int
-        Size limits on ``X`` (413 above); see also :data:`NPZ_MAX_UNCOMPRESSED_BYTES`.
+        Size limits on ``X`` (413 above).
+    max_expansion, max_decompressed_bytes : float, int
+        The members read, decompressed, plus ``X`` (and a numeric ``y``) as
+        float64, may take at most ``max_expansion`` times the archive's own
+        size and at most ``max_decompressed_bytes`` (413 above; see
+        :func:`api.parsing.dataset.decoded_budget`).
 
     Returns
     -------
@@ -90,29 +114,80 @@ def parse_npz(
     ParseError
         422 for anything but a valid archive of valid arrays, 413 over a limit.
     """
-    if not data:
+    source: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    size = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    if not size:
         raise ParseError("the file is empty", field="file")
-    # np.load would read a bare .npy (allocating what its header claims) or
-    # try pickle on anything else; only a zip is an .npz.
-    if not data.startswith(ZIP_MAGICS):
+    head = source.read(len(_NPY_MAGIC))
+    source.seek(0)
+    # A bare .npy would be allocated as its header claims, anything else tried as pickle: only a zip is an .npz.
+    if not head.startswith(ZIP_MAGICS):
         hint = ""
-        if data.startswith(_NPY_MAGIC):
+        if head.startswith(_NPY_MAGIC):
             hint = ": it is a single .npy array; save X and y together with np.savez"
         raise ParseError(f"not a valid .npz file{hint}", field="file")
+    _check_member_count(source, size)
     try:
-        archive = np.load(io.BytesIO(data), allow_pickle=False)
+        zf = zipfile.ZipFile(source)
     except _NPZ_READ_ERRORS as exc:
         raise ParseError(f"not a valid .npz file: {exc}", field="file") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - excluded by the magic check
-        raise ParseError("not a valid .npz file", field="file")
-    with archive:
-        return _parse_archive(archive, max_rows, max_columns)
+    limits = _Budget(
+        decoded_budget(size, max_expansion, max_decompressed_bytes),
+        budget_detail(size, max_expansion, max_decompressed_bytes),
+    )
+    with zf:
+        return _parse_archive(zf, max_rows, max_columns, limits)
 
 
-def _parse_archive(archive: np.lib.npyio.NpzFile, max_rows: int, max_columns: int) -> ParsedDataset:
-    zf = archive.zip
-    if zf is None:  # pragma: no cover - only once closed
-        raise ParseError("not a valid .npz file", field="file")
+class _Budget:
+    """The bytes an archive may decompress and convert to, and how to say so."""
+
+    def __init__(self, total: int, detail: str) -> None:
+        self.total = total
+        self.detail = detail
+
+    def refuse(self, what: str, needed: int) -> ParseError:
+        return ParseError(
+            f"{what} needs {needed:,} bytes decompressed (arrays converted to float64 included), "
+            f"more than allowed: {self.detail}",
+            kind="too_large",
+            field="file",
+        )
+
+
+def _check_member_count(source: IO[bytes], size: int) -> None:
+    """Refuse an archive whose end record lists more than :data:`MAX_MEMBERS` members (before ZipFile reads them)."""
+    tail_len = min(size, 22 + 0xFFFF)  # the end record, and a comment of at most 64 KiB
+    source.seek(size - tail_len)
+    tail = source.read(tail_len)
+    source.seek(0)
+    at = tail.rfind(_END_OF_CENTRAL_DIRECTORY)
+    if at < 0 or len(tail) - at < 22:
+        return  # not a zip's end: ZipFile says so
+    entries, directory_size = struct.unpack_from("<HI", tail, at + 10)
+    # 0xFFFF / 0xFFFFFFFF defer to a zip64 end record: only archives of millions of members or of
+    # gigabytes need one, neither an upload.
+    if entries > MAX_MEMBERS or directory_size > MAX_MEMBERS * 1024:
+        shown = "more than 65,535" if entries == 0xFFFF else f"{entries:,}"
+        raise ParseError(
+            f"the .npz file lists {shown} members (a central directory of {directory_size:,} bytes); "
+            f"at most {MAX_MEMBERS} are accepted",
+            kind="too_large",
+            field="file",
+        )
+
+
+class _Header:
+    """What a member's zip and .npy headers say: declared size, shape, dtype."""
+
+    def __init__(self, info: zipfile.ZipInfo, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.info = info
+        self.shape = shape
+        self.dtype = dtype
+
+
+def _parse_archive(zf: zipfile.ZipFile, max_rows: int, max_columns: int, budget: _Budget) -> ParsedDataset:
     members = _members(zf)
     missing = [key for key in ("X", "y") if key not in members]
     if missing:
@@ -124,50 +199,54 @@ def _parse_archive(archive: np.lib.npyio.NpzFile, max_rows: int, max_columns: in
         )
 
     # Headers first: every check that needs no data.
-    x_shape, x_dtype = _header(zf, members["X"], "X")
-    if len(x_shape) != 2:
-        raise ParseError(f"X must be 2-D (n_samples, n_features), got shape {x_shape}", field="file")
-    n, p = x_shape
+    x = _header(zf, members["X"], "X", budget)
+    if len(x.shape) != 2:
+        raise ParseError(f"X must be 2-D (n_samples, n_features), got shape {x.shape}", field="file")
+    n, p = x.shape
     if n > max_rows:
         raise ParseError(f"X has {n:,} rows, more than the limit of {max_rows:,}", kind="too_large", field="file")
     if p > max_columns:
         raise ParseError(f"X has {p:,} columns, more than the limit of {max_columns:,}", kind="too_large", field="file")
-    if n * p * 8 > NPZ_MAX_UNCOMPRESSED_BYTES:
-        raise ParseError(
-            f"X of shape {x_shape} needs more than {NPZ_MAX_UNCOMPRESSED_BYTES:,} bytes as float64",
-            kind="too_large",
-            field="file",
-        )
-    _check_kind(x_dtype, "X", "biuf", "numbers (bool, integer or float)")
+    _check_kind(x.dtype, "X", "biuf", "numbers (bool, integer or float)")
     if n == 0:
         raise ParseError("no data rows: X has 0 rows", field="file")
     if p == 0:
         raise ParseError("X has no feature columns", field="file")
 
-    y_shape, y_dtype = _header(zf, members["y"], "y")
-    if len(y_shape) != 1:
-        hint = "; flatten it with y.ravel()" if len(y_shape) == 2 and 1 in y_shape else ""
-        raise ParseError(f"y must be 1-D (n_samples,), got shape {y_shape}{hint}", field="file")
-    if y_shape[0] != n:
-        raise ParseError(f"X has {count(n, 'row')} but y has {count(y_shape[0], 'value')}", field="file")
-    _check_kind(y_dtype, "y", "biufUS", "numbers or strings")
+    y = _header(zf, members["y"], "y", budget)
+    if len(y.shape) != 1:
+        hint = "; flatten it with y.ravel()" if len(y.shape) == 2 and 1 in y.shape else ""
+        raise ParseError(f"y must be 1-D (n_samples,), got shape {y.shape}{hint}", field="file")
+    if y.shape[0] != n:
+        raise ParseError(f"X has {count(n, 'row')} but y has {count(y.shape[0], 'value')}", field="file")
+    _check_kind(y.dtype, "y", "biufUS", "numbers or strings")
 
     names_member = members.get("feature_names")
+    names = None
     if names_member is not None:
-        f_shape, f_dtype = _header(zf, names_member, "feature_names")
-        if f_shape != (p,):
+        names = _header(zf, names_member, "feature_names", budget)
+        if names.shape != (p,):
             raise ParseError(
-                f"feature_names must have shape ({p},), one name per column of X, got {f_shape}", field="file"
+                f"feature_names must have shape ({p},), one name per column of X, got {names.shape}", field="file"
             )
-        _check_kind(f_dtype, "feature_names", "US", "strings")
+        _check_kind(names.dtype, "feature_names", "US", "strings")
 
-    X = np.ascontiguousarray(_load(archive, "X"), dtype=np.float64)
-    feature_names = _npz_feature_names(archive, p) if names_member is not None else default_names(p)
+    # What reading and converting will hold at its peak: every member read, X as float64 beside a
+    # narrower X (an int8 X is 8x larger converted), a numeric y as float64, strings as Python str.
+    needed = sum(h.info.file_size for h in (x, y, names) if h is not None)
+    needed += 0 if x.dtype == np.float64 else n * p * 8
+    needed += n * (_PY_STR_BYTES if y.dtype.kind in "US" else 0 if y.dtype == np.float64 else 8)
+    needed += p * _PY_STR_BYTES if names is not None else 0
+    if needed > budget.total:
+        raise budget.refuse(f"X of shape {x.shape} ({x.dtype}) with its y", needed)
+
+    X = np.ascontiguousarray(_read(zf, x, "X"), dtype=np.float64)
+    feature_names = _npz_feature_names(_read(zf, names, "feature_names"), p) if names is not None else default_names(p)
     if not np.isfinite(X).all():
         r, c = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
         raise ParseError(f"NaN or Inf in X at row {r + 1}, column {c + 1} ({feature_names[c]!r})", field="file")
-    y = _npz_target(_load(archive, "y"))
-    return ParsedDataset(X=X, y=y, feature_names=feature_names, target_name="target")
+    target = _npz_target(_read(zf, y, "y"))
+    return ParsedDataset(X=X, y=target, feature_names=feature_names, target_name="target")
 
 
 def _members(zf: zipfile.ZipFile) -> dict[str, str]:
@@ -181,8 +260,8 @@ def _members(zf: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
-def _header(zf: zipfile.ZipFile, member: str, key: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """Shape and dtype from a member's .npy header, checked against its real size."""
+def _header(zf: zipfile.ZipFile, member: str, key: str, budget: _Budget) -> _Header:
+    """Shape and dtype from a member's .npy header, checked against its declared size and the budget."""
     try:
         info = zf.getinfo(member)
         if info.file_size > NPZ_MAX_UNCOMPRESSED_BYTES:
@@ -192,15 +271,18 @@ def _header(zf: zipfile.ZipFile, member: str, key: str) -> tuple[tuple[int, ...]
                 kind="too_large",
                 field="file",
             )
+        if info.file_size > budget.total:
+            raise budget.refuse(f"array {key!r}", info.file_size)
         with zf.open(info) as fp:
-            version = np.lib.format.read_magic(fp)
+            bounded = _Bounded(fp, info.file_size, key)
+            version = np.lib.format.read_magic(bounded)
             if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                shape, _, dtype = np.lib.format.read_array_header_1_0(bounded)
             elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+                shape, _, dtype = np.lib.format.read_array_header_2_0(bounded)
             else:  # 3.0 only exists for structured dtypes with non-Latin-1 field names: refused anyway
                 raise ParseError(f"array {key!r} uses unsupported .npy format version {version}", field="file")
-            header_end = fp.tell()
+            header_end = bounded.seen
     except _NPZ_READ_ERRORS as exc:
         raise ParseError(f"not a valid .npz file: cannot read array {key!r} ({exc})", field="file") from exc
     shape = tuple(int(d) for d in shape)
@@ -212,7 +294,40 @@ def _header(zf: zipfile.ZipFile, member: str, key: str) -> tuple[tuple[int, ...]
     # A header may claim any shape; NumPy would allocate for it before reading.
     if header_end + math.prod(shape) * dtype.itemsize > info.file_size:
         raise ParseError(f"not a valid .npz file: array {key!r} is truncated", field="file")
-    return shape, dtype
+    return _Header(info, shape, dtype)
+
+
+class _Bounded:
+    """A member being decompressed that may not yield more than its declared size (a lying header is caught here)."""
+
+    def __init__(self, fp: IO[bytes], limit: int, key: str) -> None:
+        self.fp = fp
+        self.limit = limit
+        self.key = key
+        self.seen = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fp.read(self.limit - self.seen + 1 if n < 0 else n)
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise ParseError(
+                f"array {self.key!r} decompresses to more than the {self.limit:,} bytes its zip header declares",
+                kind="too_large",
+                field="file",
+            )
+        return data
+
+
+def _read(zf: zipfile.ZipFile, header: _Header, key: str) -> NDArray[Any]:
+    """A member's array, decompressed in pieces into an array of the checked shape."""
+    try:
+        with zf.open(header.info) as fp:
+            value = np.lib.format.read_array(_Bounded(fp, header.info.file_size, key), allow_pickle=False)
+    except _NPZ_READ_ERRORS as exc:
+        raise ParseError(f"not a valid .npz file: cannot read array {key!r} ({exc})", field="file") from exc
+    if value.shape != header.shape or value.dtype != header.dtype:  # pragma: no cover - the same header read twice
+        raise ParseError(f"not a valid .npz file: array {key!r} changed while read", field="file")
+    return value
 
 
 def _check_kind(dtype: np.dtype[Any], key: str, kinds: str, wanted: str) -> None:
@@ -220,16 +335,6 @@ def _check_kind(dtype: np.dtype[Any], key: str, kinds: str, wanted: str) -> None
         raise ParseError(f"{key} has complex dtype {dtype}; only real numbers are supported", field="file")
     if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
         raise ParseError(f"{key} must hold {wanted}, got dtype {dtype}", field="file")
-
-
-def _load(archive: np.lib.npyio.NpzFile, key: str) -> NDArray[Any]:
-    try:
-        value = archive[key]
-    except _NPZ_READ_ERRORS as exc:
-        raise ParseError(f"not a valid .npz file: cannot read array {key!r} ({exc})", field="file") from exc
-    if not isinstance(value, np.ndarray):  # NpzFile returns raw bytes for non-.npy members
-        raise ParseError(f"not a valid .npz file: member {key!r} is not a NumPy array", field="file")
-    return value
 
 
 def _decode_strings(values: NDArray[Any], key: str, unit: str) -> list[str]:
@@ -255,8 +360,8 @@ def _decode_strings(values: NDArray[Any], key: str, unit: str) -> list[str]:
     return out
 
 
-def _npz_feature_names(archive: np.lib.npyio.NpzFile, p: int) -> tuple[str, ...]:
-    names = _decode_strings(_load(archive, "feature_names"), "feature_names", "position")
+def _npz_feature_names(values: NDArray[Any], p: int) -> tuple[str, ...]:
+    names = _decode_strings(values, "feature_names", "position")
     seen = unique_names(
         names,
         "feature_names has an empty name at position {i}",

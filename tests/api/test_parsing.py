@@ -464,3 +464,151 @@ def test_distinct_labels():
     assert distinct_labels(np.array(["a", "b", "a"])) == 2
     assert distinct_labels(np.array([1.0, 1.0])) == 1
     assert distinct_labels(np.array([], dtype=np.float64)) == 0
+
+
+# --------------------------------------------------------------------------- decompressed and converted sizes
+
+
+def bomb(shape: tuple[int, ...], dtype: str, *, extra: dict[str, np.ndarray] | None = None) -> bytes:
+    """A deflated .npz whose X is zeros of ``shape``: a few KB that ask for megabytes (written in pieces)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("X.npy", "w", force_zip64=True) as member:
+            header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(member, header)
+            left = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            piece = bytes(1 << 20)
+            while left:
+                member.write(piece[: min(left, len(piece))])
+                left -= min(left, len(piece))
+        for name, array in {"y.npy": np.zeros(shape[0]), **(extra or {})}.items():
+            with zf.open(name, "w") as member:
+                np.lib.format.write_array(member, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float64"])
+def test_npz_bombs_are_refused_from_their_headers(dtype: str):
+    import tracemalloc
+
+    data = bomb((2000, 4000), dtype)  # 8 MB (int8) or 64 MB (float64) of zeros: X as float64 is 64 MB
+    assert len(data) < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError) as info:
+            parse_npz(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.kind == "too_large"
+    assert "32x" in info.value.detail and "decompressed" in info.value.detail, info.value.detail
+    assert peak < 2 << 20, peak  # nothing of the array was allocated
+
+
+def test_npz_budget_counts_the_float64_conversion():
+    # Uncompressed int8: the archive is as large as X, but X as float64 is 8x more.
+    X = np.ones((1000, 1000), dtype=np.int8)
+    data = npz(X=X, y=np.arange(1000.0) % 2)
+    assert parse_npz(data, max_expansion=10).X.dtype == np.float64
+    with pytest.raises(ParseError) as info:
+        parse_npz(data, max_expansion=4)
+    assert info.value.kind == "too_large"
+    with pytest.raises(ParseError) as info:
+        parse_npz(data, max_decompressed_bytes=4_000_000)
+    assert info.value.kind == "too_large" and "4,000,000" in info.value.detail
+
+
+def test_npz_member_larger_than_its_zip_header_says_is_caught_while_reading():
+    # The central directory declares fewer bytes than the member holds (and the .npy header agrees with it).
+    good = npz(X=np.zeros((4, 2)), y=np.zeros(4))
+    with zipfile.ZipFile(io.BytesIO(good)) as zf:
+        info = zf.getinfo("X.npy")
+    reader = parsing.npz._Bounded(io.BytesIO(b"\0" * (info.file_size + 10)), info.file_size, "X")
+    with pytest.raises(ParseError) as error:
+        reader.read()
+    assert error.value.kind == "too_large" and "declares" in error.value.detail
+
+
+def test_npz_with_too_many_members_is_refused_before_reading_them():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("X.npy", npy(np.zeros((2, 2))))
+        zf.writestr("y.npy", npy(np.zeros(2)))
+        for i in range(parsing.npz.MAX_MEMBERS):
+            zf.writestr(f"pad{i}", b"")
+    with pytest.raises(ParseError) as info:
+        parse_npz(buffer.getvalue())
+    assert info.value.kind == "too_large" and "members" in info.value.detail
+
+
+def test_npz_is_read_from_a_file_without_reading_it_whole():
+    class Counting(io.BytesIO):
+        largest = 0
+
+        def read(self, n: int | None = -1) -> bytes:
+            data = super().read(n)
+            Counting.largest = max(Counting.largest, len(data))
+            return data
+
+    X = np.random.default_rng(0).normal(size=(20_000, 20))
+    parsed = parse_upload(Counting(npz(X=X, y=X[:, 0])), filename="d.npz", content_type=None, target=None)
+    np.testing.assert_array_equal(parsed.X, X)
+    assert Counting.largest < X.nbytes // 2
+
+
+def test_csv_single_huge_header_line_is_refused_from_its_first_pieces():
+    import tracemalloc
+
+    line = b"c," * 3_000_000 + b"y\n"  # 6 MB, one line
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError) as info:
+            parse_csv(line)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.kind == "too_large" and "more than 10,000 columns" in info.value.detail
+    assert peak < 1 << 20, peak
+
+
+def test_csv_header_columns_are_counted_outside_quotes():
+    header = '"a,b,c",' + ",".join(f'"x{i}"' for i in range(3)) + ",y\n"
+    parsed = parse_csv((header + "1,2,3,4,5\n6,7,8,9,0\n").encode(), max_columns=5)
+    assert parsed.feature_names == ("a,b,c", "x0", "x1", "x2")
+    with pytest.raises(ParseError) as info:
+        parse_csv((header + "1,2,3,4,5\n").encode(), max_columns=4)
+    assert info.value.kind == "too_large" and "5 columns" in info.value.detail
+
+
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_csv_record_longer_than_the_bound_is_refused(where: str):
+    long = "a" * (parsing.csv.MAX_RECORD_BYTES + 10)
+    text = f"{long},y\n1,2\n" if where == "header" else f"a,y\n1,2\n{long},3\n"
+    with pytest.raises(ParseError) as info:
+        parse_csv(text.encode())
+    assert info.value.kind == "too_large" and "bytes" in info.value.detail
+
+
+def test_csv_quoted_line_breaks_cannot_chain_a_record_past_the_bound():
+    piece = '"x\n",' + "," * 200_000
+    text = "a,y\n1,2\n" + piece * 8 + "\n"
+    with pytest.raises(ParseError) as info:
+        parse_csv(text.encode())
+    assert info.value.kind == "too_large"
+
+
+def test_csv_wide_rows_are_chunked_by_cells():
+    width = 2000
+    header = ",".join(f"c{i}" for i in range(width)) + "\n"
+    rows = "".join(",".join(str((r + c) % 7) for c in range(width)) + "\n" for r in range(300))
+    parsed = parse_csv((header + rows).encode())
+    assert parsed.X.shape == (300, width - 1)
+    assert parsed.X[299, 5] == (299 + 5) % 7
+
+
+def test_csv_float64_size_is_bounded_like_a_decompression():
+    data = b"a,b,y\n" + b"1,2,3\n" * 50_000
+    assert parse_csv(data).X.shape == (50_000, 2)
+    with pytest.raises(ParseError) as info:
+        parse_csv(data, max_decompressed_bytes=1_000_000)
+    assert info.value.kind == "too_large" and "float64" in info.value.detail

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import redis
 from celery import Celery
 
@@ -15,6 +16,7 @@ from store.catalog import Catalog
 from store.datasets import DatasetStore
 from store.jobs import JobStore
 from store.queue import celery_app
+from store.storage import LocalStorage
 from store.stores import Stores
 from store.sweeps import SweepStore
 from store.webhooks import WebhookStore
@@ -31,18 +33,32 @@ class AppState:
     keys: KeyRing
     producer: Celery
     models: OrderedDict[str, Model] = field(default_factory=OrderedDict)
+    _parses: anyio.CapacityLimiter | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         if not settings.redis_url:
             raise RuntimeError("TRAINAPI_REDIS_URL is not set; `trainapi serve` sets it for the API it starts")
         stores = Stores.open(settings.redis_url, Artifacts.open(settings))
+        if isinstance(stores.artifacts.storage, LocalStorage):
+            # What writers killed hard left in the data directory (store/storage.py says which files go).
+            stores.artifacts.storage.sweep_temporary()
         return cls(
             settings=settings,
             stores=stores,
             keys=KeyRing(settings.api_keys_file),
             producer=celery_app(settings.redis_url, max_runtime_seconds=settings.max_runtime_seconds),
         )
+
+    @property
+    def parses(self) -> anyio.CapacityLimiter:
+        """Uploads parsed (and stored) at once by this process: ``max_concurrent_parses``; the others wait.
+
+        Made on first use, inside the serving event loop.
+        """
+        if self._parses is None:
+            self._parses = anyio.CapacityLimiter(self.settings.max_concurrent_parses)
+        return self._parses
 
     @property
     def redis(self) -> redis.Redis:

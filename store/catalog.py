@@ -84,14 +84,17 @@ class Catalog:
         dataset = engine.load_builtin(ident, seed=0) if self.is_builtin(ident) else self.datasets.load(tenant, ident)
         return dataset.with_target(target) if target else dataset
 
-    def add(self, tenant: str, dataset: engine.Dataset, about: dict[str, Any] | None = None) -> dict[str, Any]:
+    def add(
+        self, tenant: str, dataset: engine.Dataset, about: dict[str, Any] | None = None, *, quota: int | None = None
+    ) -> dict[str, Any]:
         """Store an upload (its ``name`` is the dataset's) and return its record.
 
         ``about`` adds to the record what the parser found (the ``columns`` summary, ``notes``); the task
-        guess and classes come from the rows whose target is present.
+        guess and classes come from the rows whose target is present. ``quota``: the most bytes the
+        tenant's stored datasets may hold, this one included (TenantStorageQuota above).
         """
         present = dataset.y[target_present(dataset.y)]
-        return self.datasets.create(tenant, dataset, {**label_summary(present), **(about or {})})
+        return self.datasets.create(tenant, dataset, {**label_summary(present), **(about or {})}, quota=quota)
 
     def delete(self, tenant: str, ident: str) -> None:
         """Delete an upload; Conflict for a built-in, or while queued or running jobs or sweeps need it."""

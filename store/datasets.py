@@ -6,7 +6,15 @@
 - ``blob:{sha256}`` set: the datasets whose arrays are that object. The object
   is stored once, by its content (the NPZ is written byte-for-byte the same for
   the same arrays), and deleted with the last dataset that uses it; a short
-  Redis lock per object orders an upload and a delete of the same content.
+  Redis lock per object orders an upload and a delete of the same content. The
+  lock expires after :data:`BLOB_LOCK_SECONDS` and a thread renews it while its
+  holder works, so a holder killed hard blocks the object for seconds, not minutes.
+
+The NPZ is written straight to a staged temporary file (in the data directory,
+or a local file then one PutObject), hashed as it is written, then moved to its
+content-addressed name: the arrays are the only copy of the data in memory.
+A tenant's stored datasets may be held to a quota: the sum of their ``size_bytes``,
+checked and added in one script.
 
 Arrays are stored with ``allow_pickle=False`` semantics: numbers, and labels
 as a unicode array, never objects. Records from before content addressing
@@ -19,40 +27,151 @@ for its dataset again once it is stored (``api/services/jobs.py``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
+import logging
+import threading
 import time
 import uuid
 import zipfile
-from typing import Any
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 import numpy as np
 import redis
+import redis.exceptions
 
 import engine
 from store.artifacts import Artifacts
-from store.errors import InUse, NotFound
+from store.errors import Conflict, InUse, NotFound, TenantStorageQuota
 from store.redis import PREFIX, key, now_iso, plausible_id
 
+log = logging.getLogger(__name__)
+
 _JSON_FIELDS = ("classes", "feature_names", "target_numeric", "columns", "notes")
-#: How long an upload or a delete may hold the lock of one stored object (a slow PUT of a large file).
-BLOB_LOCK_SECONDS = 300
+#: How long the lock of one stored object lives unless its holder renews it (every quarter of it).
+BLOB_LOCK_SECONDS = 10.0
+#: How long an upload or a delete waits for another holder of the lock before a 409.
+BLOB_LOCK_WAIT_SECONDS = 15.0
+
+
+class BlobBusy(Conflict):
+    """Another upload or delete of the same content held the object's lock for longer than we wait."""
+
+    def __init__(self) -> None:
+        super().__init__("another upload or delete of the same content is in progress; retry in a few seconds")
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An NPZ of ``arrays`` whose bytes depend on the arrays alone (fixed member times, no compression).
-
-    ``np.savez`` stamps each member with the current time, so the same arrays
-    would hash differently on every upload.
-    """
+    """The bytes :func:`write_npz` writes, in memory (small arrays, tests)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    write_npz(buffer, arrays)
     return buffer.getvalue()
+
+
+def write_npz(out: IO[bytes], arrays: dict[str, np.ndarray]) -> tuple[str, int]:
+    """Write an NPZ of ``arrays`` to ``out`` (seekable, empty) and return its sha256 and size.
+
+    The bytes depend on the arrays alone (fixed member times, no compression:
+    ``np.savez`` stamps each member with the current time, so the same arrays
+    would hash differently on every upload), and are those zipfile writes to a
+    seekable file. zipfile writes each member's header before its data and
+    rewrites it once the CRC is known; to hash in one pass, the CRC of each
+    member is computed first (a pass over the array in memory) so that the final
+    header is hashed in place of the provisional one, and the rewrite is checked
+    to be exactly it.
+    """
+    sink = _HashingWriter(out)
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[call-overload]
+        for name, value in arrays.items():
+            array = np.asanyarray(value)
+            crc = _Crc()
+            np.lib.format.write_array(crc, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            sink.hold_next_write()
+            with archive.open(info, "w", force_zip64=True) as member:
+                final = copy.copy(info)
+                final.CRC, final.file_size, final.compress_size = crc.value, crc.size, crc.size
+                sink.release(final.FileHeader(zip64=True))
+                np.lib.format.write_array(member, array, allow_pickle=False)
+    return sink.sha256.hexdigest(), sink.size
+
+
+class _Crc:
+    """A write-only file that keeps the CRC-32 and the size of what is written to it."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.value = zlib.crc32(data, self.value)
+        self.size += len(data)
+        return len(data)
+
+
+class _HashingWriter:
+    """A seekable file over ``out`` that hashes the bytes in their final order as they are written.
+
+    Appended bytes are hashed at once, but a write held by :meth:`hold_next_write`
+    (a provisional member header) is hashed as the bytes given to :meth:`release`
+    instead; a later write over hashed bytes (the header's rewrite) must equal them.
+    """
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0  # bytes written, and hashed (or held)
+        self.position = 0
+        self._hold = False
+        self._held: tuple[int, int] | None = None
+        self._final: dict[int, bytes] = {}
+
+    def hold_next_write(self) -> None:
+        self._hold = True
+
+    def release(self, final: bytes) -> None:
+        if self._held is None or self._held[1] != len(final) or self._held[0] + len(final) != self.size:
+            raise RuntimeError("zipfile wrote its member header in an unexpected way")
+        self.sha256.update(final)
+        self._final[self._held[0]] = final
+        self._held = None
+
+    def write(self, data: bytes) -> int:
+        data = bytes(data) if not isinstance(data, bytes) else data
+        if self.position < self.size:  # a rewrite: only of a header already hashed as final
+            if self._final.pop(self.position, None) != data:
+                raise RuntimeError("zipfile rewrote bytes other than a member header")
+        elif self._hold:
+            self._hold = False
+            self._held = (self.position, len(data))
+        else:
+            if self._held is not None:
+                raise RuntimeError("member data written before its header was released")
+            self.sha256.update(data)
+        written = self.out.write(data)
+        self.position += len(data)
+        self.size = max(self.size, self.position)
+        return written
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("only absolute seeks")
+        self.position = self.out.seek(offset)
+        return self.position
+
+    def seekable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 # KEYS: dataset, the tenant's datasets, the tenant's active jobs, running sweeps, the arrays' blob set.
@@ -80,6 +199,38 @@ return {'deleted', tostring(redis.call('SCARD', KEYS[5]))}
 """
 
 
+def _renew(lock: Any, done: threading.Event) -> None:
+    """Reset the lock's time to live every quarter of it until ``done``; a lock lost is logged, not raised."""
+    while not done.wait(BLOB_LOCK_SECONDS / 4):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockNotOwnedError:
+            log.warning("lost the lock %s while holding it", lock.name)
+            return
+        except redis.RedisError as exc:  # the next renewal may get through
+            log.warning("could not renew the lock %s: %s", lock.name, exc)
+
+
+# KEYS: dataset, the tenant's datasets, the arrays' blob set. ARGV: dataset id, created time, quota
+# (-1: none), the new dataset's size, key prefix, then the record's fields and values. Adds the
+# record unless the tenant's datasets' size_bytes plus this one's exceed the quota. Returns
+# {'ok', used} or {'quota', used}, used being the bytes before this one.
+_INSERT = """
+local used = 0
+local quota = tonumber(ARGV[3])
+if quota >= 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    used = used + (tonumber(redis.call('HGET', ARGV[5] .. 'dataset:' .. id, 'size_bytes')) or 0)
+  end
+  if used + tonumber(ARGV[4]) > quota then return {'quota', tostring(used)} end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return {'ok', tostring(used)}
+"""
+
+
 class DatasetStore:
     """Uploaded datasets of every tenant."""
 
@@ -88,12 +239,17 @@ class DatasetStore:
         self.r: Any = client
         self.artifacts = artifacts
         self._delete = client.register_script(_DELETE)
+        self._insert = client.register_script(_INSERT)
 
-    def create(self, tenant: str, dataset: engine.Dataset, summary: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, tenant: str, dataset: engine.Dataset, summary: dict[str, Any], *, quota: int | None = None
+    ) -> dict[str, Any]:
         """Store the upload ``dataset`` (its arrays and column types, under its ``name``) and return the record.
 
         ``summary`` carries what the caller derived (task guess, classes,
-        column summaries, notes).
+        column summaries, notes). With ``quota``, the tenant's datasets, this one
+        included, may hold at most that many bytes (``size_bytes`` summed):
+        TenantStorageQuota above. StorageFull when the storage has no room.
         """
         X, y, feature_names = dataset.X, dataset.y, dataset.feature_names
         dataset_id = "ds_" + uuid.uuid4().hex
@@ -103,9 +259,52 @@ class DatasetStore:
         for j, column_levels in enumerate(dataset.levels or ()):
             if column_levels is not None:
                 tables[f"levels.{j}"] = np.array(column_levels, dtype=str)
-        blob = npz_bytes({"X": X, "y": y, "feature_names": np.array(feature_names, dtype=str), **tables})
-        sha256 = hashlib.sha256(blob).hexdigest()
-        record: dict[str, Any] = {
+        arrays = {"X": X, "y": y, "feature_names": np.array(feature_names, dtype=str), **tables}
+        if quota is not None:  # before writing anything: the arrays are a lower bound of the object's size
+            used, least = self.stored_bytes(tenant), sum(np.asanyarray(a).nbytes for a in arrays.values())
+            if used + least > quota:
+                raise TenantStorageQuota(used, least, quota)
+        storage = self.artifacts.storage
+        with storage.staged("datasets") as staged:
+            sha256, size = write_npz(staged.handle, arrays)
+            record = self._record(tenant, dataset, dataset_id, sha256, size, summary)
+            stored = {k: json.dumps(v) if k in _JSON_FIELDS else v for k, v in record.items()}
+            stored["object"] = self.artifacts.dataset_key(sha256)
+            with self._blob_lock(sha256):
+                created = not storage.exists(stored["object"])
+                if created:
+                    storage.put_staged(stored["object"], staged)
+                outcome, used = self._insert(
+                    keys=[key("dataset", dataset_id), key("datasets", tenant), key("blob", sha256)],
+                    args=[
+                        dataset_id,
+                        time.time(),
+                        -1 if quota is None else quota,
+                        size,
+                        f"{PREFIX}:",
+                        *(item for pair in stored.items() for item in pair),
+                    ],
+                )
+                if outcome == "quota":
+                    if created and not self.r.scard(key("blob", sha256)):
+                        storage.delete(stored["object"])
+                    raise TenantStorageQuota(int(used), size, int(quota or 0))
+        return record
+
+    def stored_bytes(self, tenant: str) -> int:
+        """What the tenant's datasets hold, ``size_bytes`` summed (a dataset sharing another's object counts too)."""
+        ids = self.r.zrange(key("datasets", tenant), 0, -1)
+        pipe = self.r.pipeline(transaction=False)
+        for dataset_id in ids:
+            pipe.hget(key("dataset", dataset_id), "size_bytes")
+        return sum(int(v) for v in pipe.execute() if v)
+
+    @staticmethod
+    def _record(
+        tenant: str, dataset: engine.Dataset, dataset_id: str, sha256: str, size: int, summary: dict[str, Any]
+    ) -> dict[str, Any]:
+        X, y, feature_names = dataset.X, dataset.y, dataset.feature_names
+        return {
             "id": dataset_id,
             "tenant": tenant,
             "name": dataset.name,
@@ -116,21 +315,10 @@ class DatasetStore:
             "target_name": dataset.target_name,
             "target_numeric": y.dtype.kind in "iuf",
             "sha256": sha256,
-            "size_bytes": len(blob),
+            "size_bytes": size,
             "created_at": now_iso(),
             **summary,
         }
-        stored = {k: json.dumps(v) if k in _JSON_FIELDS else v for k, v in record.items()}
-        stored["object"] = self.artifacts.dataset_key(sha256)
-        with self._blob_lock(sha256):
-            if not self.artifacts.storage.exists(stored["object"]):
-                self.artifacts.storage.put(stored["object"], blob)
-            pipe = self.r.pipeline()
-            pipe.hset(key("dataset", dataset_id), mapping=stored)
-            pipe.zadd(key("datasets", tenant), {dataset_id: time.time()})
-            pipe.sadd(key("blob", sha256), dataset_id)
-            pipe.execute()
-        return record
 
     def get(self, tenant: str, dataset_id: str) -> dict[str, Any]:
         """The record, or NotFound (also when it belongs to another tenant)."""
@@ -197,8 +385,25 @@ class DatasetStore:
         # Records from before content addressing name no object: theirs is datasets/{id}.npz.
         return str(record.get("object") or f"datasets/{record['id']}.npz")
 
-    def _blob_lock(self, sha256: str) -> Any:
-        return self.r.lock(key("blob", sha256, "lock"), timeout=BLOB_LOCK_SECONDS, blocking_timeout=60)
+    @contextmanager
+    def _blob_lock(self, sha256: str) -> Iterator[None]:
+        """Hold the object's lock, renewed by a thread while held; BlobBusy if another holder keeps it too long."""
+        # thread_local=False: the renewing thread uses the holder's token.
+        lock = self.r.lock(key("blob", sha256, "lock"), timeout=BLOB_LOCK_SECONDS, thread_local=False)
+        if not lock.acquire(blocking=True, blocking_timeout=BLOB_LOCK_WAIT_SECONDS):
+            raise BlobBusy()
+        done = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(lock, done), name=f"blob-lock-{sha256[:8]}", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
+            try:
+                lock.release()
+            except redis.exceptions.LockNotOwnedError:
+                log.warning("the lock of stored object %s expired while held (Redis unreachable for a while?)", sha256)
 
     @staticmethod
     def _decode(raw: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,16 @@ backends chosen by ``TRAINAPI_STORAGE_URL``:
 
 Either way a key is written once, whole, and never rewritten with other bytes
 (attempt-scoped or content-addressed names), so no reader sees a partial or a
-changing object. Storage failures leave as :class:`StorageUnavailable` (the API
+changing object. An object too large to build in memory is written to a local
+temporary file first (:meth:`ObjectStorage.staged`, then :meth:`~ObjectStorage.put_staged`).
+
+Temporary files of the data directory are named ``.{name}.{random}.{writer}.tmp``,
+``writer`` being this host's tag and the writing process's id. A writer killed
+hard leaves its file behind; :meth:`LocalStorage.sweep_temporary` (run when the
+API starts) removes those of dead processes of this host at once and, since
+other hosts may share the directory, any other that has not been written to for
+:data:`STALE_TEMPORARY_SECONDS` (every writer writes its file in one go, so a
+file untouched that long has no writer left). Storage failures leave as :class:`StorageUnavailable` (the API
 answers 503); a missing object as :class:`ObjectMissing`.
 """
 
@@ -19,20 +28,28 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from store.errors import NotFound, StorageFull, StoreError
 
+log = logging.getLogger(__name__)
+
 #: Size of the pieces a download is streamed in.
 CHUNK_BYTES = 1 << 20
+#: A temporary file of another host (or of a process whose liveness cannot be told) not written to for
+#: this long is a killed writer's leftover.
+STALE_TEMPORARY_SECONDS = 600.0
 
 
 class StorageUnavailable(StoreError):
@@ -69,11 +86,42 @@ def no_space_is_storage_full(what: str) -> Iterator[None]:
         raise
 
 
+def _host_tag() -> str:
+    """This host, and its PID namespace (containers sharing a volume may share a host name, not PIDs)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:10]
+
+
+_HOST = _host_tag()
+
+
+def temporary_suffix() -> str:
+    """The end of a temporary file's name: who writes it (this host, this process), then ``.tmp``."""
+    return f".{_HOST}-{os.getpid()}.tmp"
+
+
+def _writer_is_dead(name: str) -> bool:
+    """Whether the temporary file ``name`` was written by a process of this host that no longer runs."""
+    host, _, pid = name[: -len(".tmp")].rsplit(".", 1)[-1].partition("-")
+    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that no partial file is ever visible (StorageFull on a full disk)."""
     with no_space_is_storage_full(path.name):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=temporary_suffix())
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -92,10 +140,36 @@ def _check_key(key: str) -> str:
     return key
 
 
+class StagedFile:
+    """A local temporary file an object is written to before it is stored (see :meth:`ObjectStorage.staged`)."""
+
+    def __init__(self, handle: IO[bytes], path: Path | None) -> None:
+        #: Open for writing (and reading back), positioned at the start.
+        self.handle = handle
+        #: Its name, or None for an unnamed file (gone with its process).
+        self.path = path
+
+
 class ObjectStorage(ABC):
     """Named, immutable blobs. Keys are ``/``-separated relative names."""
 
     url: str
+
+    @abstractmethod
+    def staged(self, directory: str) -> AbstractContextManager[StagedFile]:
+        """A temporary file for an object to be stored under ``directory`` (its key not known yet).
+
+        The file is removed on leaving, unless :meth:`put_staged` moved it into place; a
+        full disk while writing it is :class:`StorageFull`.
+        """
+
+    @abstractmethod
+    def put_staged(self, key: str, staged: StagedFile) -> None:
+        """Store the staged file's content under ``key``, in one piece (as :meth:`put`)."""
+
+    def free_bytes(self) -> int | None:
+        """Free space where objects are written, or None when the backend has no such limit to tell."""
+        return None
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -138,6 +212,58 @@ class LocalStorage(ObjectStorage):
 
     def put(self, key: str, data: bytes) -> None:
         write_atomic(self.path(key), data)
+
+    @contextmanager
+    def staged(self, directory: str) -> Iterator[StagedFile]:
+        """A named temporary file in ``directory`` itself, so that storing it is a rename."""
+        folder = self.path(directory)
+        with no_space_is_storage_full(f"a new object in {directory}"):
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=folder, prefix=".staged.", suffix=temporary_suffix())
+            path = Path(name)
+            try:
+                with os.fdopen(fd, "w+b") as handle:
+                    yield StagedFile(handle, path)
+            finally:
+                path.unlink(missing_ok=True)
+
+    def put_staged(self, key: str, staged: StagedFile) -> None:
+        if staged.path is None:  # pragma: no cover - this backend's staged files are named
+            raise ValueError("a staged file of LocalStorage has a name")
+        target = self.path(key)
+        with no_space_is_storage_full(target.name):
+            staged.handle.flush()
+            os.fsync(staged.handle.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.path, target)
+
+    def free_bytes(self) -> int | None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free
+
+    def sweep_temporary(self, older_than: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+        """Remove the temporary files that killed writers left (module docstring); return what was removed.
+
+        A file goes when its writer was a process of this host that is gone, or when
+        nothing has written to it for ``older_than`` seconds.
+        """
+        removed: list[Path] = []
+        cutoff = time.time() - older_than
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                path = Path(folder) / name
+                try:
+                    stale = _writer_is_dead(name) or path.stat().st_mtime < cutoff
+                    if stale:
+                        path.unlink()
+                        removed.append(path)
+                except FileNotFoundError:  # its writer finished meanwhile
+                    continue
+        if removed:
+            log.info("removed %d temporary files left by interrupted writers under %s", len(removed), self.root)
+        return removed
 
     def get(self, key: str) -> bytes:
         try:
@@ -221,6 +347,21 @@ class S3Storage(ObjectStorage):
             # One PutObject (never a multipart upload made of pieces); boto3 adds a CRC32 checksum,
             # so a body damaged on the way is refused instead of stored.
             self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data)
+
+    @contextmanager
+    def staged(self, directory: str) -> Iterator[StagedFile]:
+        """An unnamed local temporary file (the system's temporary directory): nothing to clean up after a crash."""
+        with no_space_is_storage_full(f"a new object in {directory}"), tempfile.TemporaryFile() as handle:
+            yield StagedFile(handle, None)
+
+    def put_staged(self, key: str, staged: StagedFile) -> None:
+        handle = staged.handle
+        handle.flush()
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+        with _translated(key):
+            # One PutObject of the whole file (never a multipart upload made of pieces).
+            self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=handle, ContentLength=size)
 
     def get(self, key: str) -> bytes:
         with _translated(key):

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 from typing import Annotated, Any
 
-import anyio
-import numpy as np
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect
 
-import engine
 from api.deps import CatalogDep, StateDep, TenantDep
 from api.errors import ApiError, invalid
-from api.parsing import ParsedDataset, parse_json, parse_upload
 from api.schemas.datasets import DatasetCreate, DatasetList, DatasetPublic, DatasetRows
 from api.schemas.problems import responses
-from engine.preprocessing import target_present
+from api.services import datasets
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -33,7 +30,13 @@ UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "CSV with a header row, or NPZ."},
                         "target": {"type": "string", "description": "Target column (CSV); default the last."},
-                        "name": {"type": "string"},
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            "description": "Default: the file's name. No control characters or bidirectional "
+                            "overrides (as the JSON `name`).",
+                        },
                         "delimiter": {
                             "type": "string",
                             "description": "CSV column separator (one character; `\\t` for tab); default: detected "
@@ -65,53 +68,35 @@ def view(record: dict[str, Any]) -> DatasetPublic:
     status_code=201,
     summary="Upload a dataset",
     openapi_extra=UPLOAD_BODY,
-    responses=responses(400, 401, 413, 415, 422),
+    responses=responses(400, 401, 409, 413, 415, 422, 507),
 )
 async def create_dataset(request: Request, response: Response, tenant: TenantDep, state: StateDep) -> DatasetPublic:
-    limits = {"max_rows": state.settings.max_upload_rows, "max_columns": state.settings.max_upload_columns}
+    """409 while another upload or delete of the same content holds it; 507 when storage has no room."""
+    datasets.check_room(state)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # A ParseError or a schema error leaves as its problem document (api/errors.py maps them).
-    if content_type == "multipart/form-data":
-        parsed, name = await _from_form(request, limits)
-    elif content_type == "application/json":
-        body = await request.body()
-        try:
-            payload = DatasetCreate.model_validate_json(body)
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors()) from None
-        parsed = await anyio.to_thread.run_sync(
-            lambda: parse_json(payload.features, payload.target, feature_names=payload.feature_names, **limits)
-        )
-        if payload.target_name:
-            parsed = dataclasses.replace(parsed, target_name=payload.target_name)
-        name = payload.name
-    else:
-        raise ApiError(
-            415,
-            "Unsupported media type",
-            f"send multipart/form-data (a CSV or NPZ file) or application/json, not {content_type or 'nothing'}",
-        )
-
-    _check_target(parsed.y)
-    dataset = engine.Dataset(
-        name,
-        parsed.X,
-        parsed.y,
-        parsed.feature_names,
-        parsed.target_name,
-        None,
-        "uploaded",
-        parsed.column_types,
-        parsed.levels,
-    )
-    about = {"columns": parsed.columns, "notes": list(parsed.notes)}
-    record = await anyio.to_thread.run_sync(lambda: state.catalog.add(tenant, dataset, about))
+    try:
+        if content_type == "multipart/form-data":
+            async with request.form(max_files=1, max_fields=20) as form:
+                record = await datasets.create_from_file(state, tenant, _file_upload(form))
+        elif content_type == "application/json":
+            record = await datasets.create_from_json(state, tenant, await request.body())
+        else:
+            raise ApiError(
+                415,
+                "Unsupported media type",
+                f"send multipart/form-data (a CSV or NPZ file) or application/json, not {content_type or 'nothing'}",
+            )
+    except ClientDisconnect:
+        # Nobody to answer; the status is what the metrics count (499, as nginx logs a closed request).
+        log.info("client disconnected during upload (tenant %s)", tenant)
+        raise ApiError(499, "Client closed request", "the client disconnected before the upload was complete") from None
     response.headers["Location"] = f"/v1/datasets/{record['id']}"
     return view(record)
 
 
-async def _from_form(request: Request, limits: dict[str, int]) -> tuple[ParsedDataset, str]:
-    form = await request.form(max_files=1, max_fields=20)
+def _file_upload(form: FormData) -> datasets.FileUpload:
+    """The multipart fields: the file (the body is spooled to a temporary file, parsed from there) and text fields."""
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise invalid("file", "a multipart field `file` with the CSV or NPZ data is required")
@@ -120,32 +105,21 @@ async def _from_form(request: Request, limits: dict[str, int]) -> tuple[ParsedDa
         value = form.get(key)
         if value is not None and not isinstance(value, str):
             raise invalid(key, "must be a text field")
-        text[key] = value or None
+        text[key] = value
     na_fields = form.getlist("na_values")
     if any(not isinstance(value, str) for value in na_fields):
         raise invalid("na_values", "must be a text field")
     na_values = [v for value in na_fields if isinstance(value, str) for v in value.split(",")] if na_fields else None
-    # The body is spooled to a temporary file; the CSV parser reads it from there line by line.
-    parsed = await anyio.to_thread.run_sync(
-        lambda: parse_upload(
-            upload.file,
-            filename=upload.filename,
-            content_type=upload.content_type,
-            target=text["target"],
-            delimiter=text["delimiter"],
-            decimal=text["decimal"] or ".",
-            na_values=na_values,
-            **limits,
-        )
+    return datasets.FileUpload(
+        file=upload.file,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        name=text["name"],
+        target=text["target"] or None,
+        delimiter=text["delimiter"] or None,
+        decimal=text["decimal"] or None,
+        na_values=na_values,
     )
-    return parsed, text["name"] or upload.filename or "upload"
-
-
-def _check_target(y: np.ndarray) -> None:
-    present = y[target_present(y)]
-    if len(np.unique(present)) < 2:
-        shown = f" ({present[0]!r})" if len(present) else ""
-        raise invalid("target", f"the target has a single value{shown}; nothing to learn")
 
 
 DatasetId = Annotated[str, Path(max_length=100, description="A built-in name or an upload id.")]

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+import unicodedata
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from api.schemas.jobs import Timestamp
+
+#: Characters that reorder or hide text around them (bidirectional overrides, embeddings, isolates, marks).
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _printable_name(value: str) -> str:
+    for i, char in enumerate(value):
+        if unicodedata.category(char) == "Cc":
+            raise ValueError(f"control character U+{ord(char):04X} at position {i}; a name is one line of text")
+        if char in _BIDI_CONTROLS:
+            raise ValueError(f"bidirectional control U+{ord(char):04X} at position {i}; it would disguise the name")
+        if unicodedata.category(char) == "Cs":
+            raise ValueError(f"invalid Unicode character (a lone surrogate) at position {i}")
+    return value
+
+
+#: A dataset's name, however it is sent (JSON ``name``, the multipart ``name`` field or the file's name):
+#: 1 to 200 characters, no control characters, no bidirectional overrides.
+DatasetName = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable_name)]
+DATASET_NAME: TypeAdapter[str] = TypeAdapter(DatasetName)
 
 
 class DatasetCreate(BaseModel):
@@ -20,7 +41,7 @@ class DatasetCreate(BaseModel):
         },
     )
 
-    name: str = Field(..., min_length=1, max_length=200)
+    name: DatasetName
     features: list[list[Any]] = Field(..., description="Rows of numbers, all of one length.")
     target: list[Any] = Field(..., description="One number or label per row.")
     feature_names: list[str] | None = None

@@ -155,3 +155,61 @@ def test_the_worker_cache_is_bounded_and_checks_content(tmp_path: Path):
     storage.put(Artifacts.dataset_key(first), b"tampered")
     with pytest.raises(StorageUnavailable, match="sha256"):
         cache.get(storage, Artifacts.dataset_key(first), first)
+
+
+def test_staged_objects_are_stored_whole_and_leave_nothing_behind(storage: ObjectStorage, tmp_path: Path):
+    payload = os.urandom(3 * (1 << 20) + 17)
+    with storage.staged("datasets") as staged:
+        staged.handle.write(payload)
+        storage.put_staged("datasets/a.bin", staged)
+    assert storage.get("datasets/a.bin") == payload
+    with pytest.raises(RuntimeError), storage.staged("datasets") as staged:  # abandoned: never stored
+        staged.handle.write(b"half")
+        raise RuntimeError
+    assert storage.keys("datasets/") == ["datasets/a.bin"]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_full_disk_while_staging_is_storage_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    from store.errors import StorageFull
+
+    local = LocalStorage(tmp_path)
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(StorageFull), local.staged("datasets") as staged:
+        staged.handle.write(b"x")
+        monkeypatch.setattr(os, "fsync", full)
+        local.put_staged("datasets/x.npz", staged)
+    assert not list((tmp_path / "datasets").iterdir())
+
+
+def test_sweep_removes_what_dead_or_stale_writers_left(tmp_path: Path):
+    import subprocess
+    import sys
+    import time
+
+    from store.storage import temporary_suffix
+
+    local = LocalStorage(tmp_path)
+    folder = tmp_path / "jobs" / "j1"
+    folder.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    ours = folder / f".weights.npz.abc{temporary_suffix()}"
+    of_the_dead = folder / f".weights.npz.def{temporary_suffix().replace(f'-{os.getpid()}.', f'-{dead_pid}.')}"
+    other_host_fresh = folder / ".weights.npz.ghi.0123456789-1.tmp"
+    other_host_old = folder / ".weights.npz.jkl.0123456789-2.tmp"
+    legacy_old = folder / ".checkpoint-3.npz.mno.tmp"
+    kept_object = folder / "weights.npz"
+    for path in (ours, of_the_dead, other_host_fresh, other_host_old, legacy_old, kept_object):
+        path.write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    for path in (other_host_old, legacy_old, kept_object):
+        os.utime(path, (hour_ago, hour_ago))
+    removed = set(local.sweep_temporary(older_than=600))
+    assert removed == {of_the_dead, other_host_old, legacy_old}
+    assert ours.exists() and other_host_fresh.exists() and kept_object.exists()

@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
-from types import FrameType
 
 from trainapi import commands, logs
 from trainapi.keys import KeyRing, add_key
@@ -34,55 +31,62 @@ def _safe_host(settings: Settings, host: str) -> str:
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Redis (embedded unless TRAINAPI_REDIS_URL is set), ``workers`` Celery workers, the webhook consumer, the API."""
-    from trainapi import processes  # here, not at the top: the client commands start faster without Redis
+    """Redis (embedded unless TRAINAPI_REDIS_URL is set), ``workers`` Celery workers, the webhook consumer, the API;
+    each restarted when it exits (``trainapi/supervisor.py``)."""
+    # Here, not at the top: the client commands start faster without Redis.
+    from trainapi import processes
+    from trainapi.supervisor import AlreadyServing, Child, lock_data_dir, supervise
 
     settings.ensure_dirs()
     data_dir = settings.data_dir.resolve()
+    try:
+        lock = lock_data_dir(data_dir)
+    except AlreadyServing as exc:
+        log.error("%s", exc)
+        return 1
     host = _safe_host(settings, host)
     if _open_mode(settings):
         log.warning("no API keys configured: open single-tenant mode on %s", host)
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    redis_proc = None
+    children: list[Child] = []
     url = settings.redis_url
     try:
-        if not url:
-            redis_proc, url = processes.start_redis(data_dir / "redis")
-            log.info("embedded redis-server at %s (AOF in %s)", url, data_dir / "redis")
-        threads = processes.blas_threads(workers * settings.worker_concurrency)
-        env = processes.child_env(url, data_dir, threads)
-        for i in range(workers):
-            name = f"worker{i + 1}"
-            children.append((name, processes.start_worker(env, name=name, concurrency=settings.worker_concurrency)))
-        children.append(("webhooks", processes.start_webhooks(env)))
-        children.append(("api", processes.start_api(env, host=host, port=port)))
-        log.info("trainapi on http://%s:%d (docs at /docs); Ctrl-C stops it", host, port)
-        return _supervise(children)
+        with lock:
+            if not url:
+                redis_port = processes.free_port()
+                url = f"redis://127.0.0.1:{redis_port}/0"
+                redis_log = data_dir / "logs" / "redis.log"
+
+                def start_redis() -> subprocess.Popen[bytes]:
+                    return processes.start_redis(data_dir / "redis", port=redis_port, log_file=redis_log)[0]
+
+                children.append(Child("redis-server", start_redis))
+                children[-1].launch()
+                log.info("embedded redis-server at %s (AOF in %s, log %s)", url, data_dir / "redis", redis_log)
+            threads = processes.blas_threads(workers * settings.worker_concurrency)
+            env = processes.child_env(url, data_dir, threads)
+            for i in range(workers):
+                name = f"worker{i + 1}"
+                children.append(
+                    Child(
+                        name,
+                        lambda name=name: processes.start_worker(  # type: ignore[misc]
+                            env, name=name, concurrency=settings.worker_concurrency
+                        ),
+                    )
+                )
+            children.append(Child("webhooks", lambda: processes.start_webhooks(env)))
+            children.append(Child("api", lambda: processes.start_api(env, host=host, port=port)))
+            for child in children[1 if not settings.redis_url else 0 :]:
+                child.launch()
+            log.info("trainapi on http://%s:%d (dashboard at /ui/, docs at /docs); Ctrl-C stops it", host, port)
+            return supervise(children)
     finally:
         # The API first (no new work), then workers (they checkpoint), Redis last.
-        for name, proc in sorted(children, key=lambda c: c[0] != "api"):
-            log.info("stopping %s", name)
-            processes.stop(proc, timeout=60)
-        if redis_proc is not None:
-            log.info("stopping redis-server")
-            processes.stop(redis_proc)
-
-
-def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]]) -> int:
-    stopping = {"signal": 0}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping["signal"] = signum
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    while not stopping["signal"]:
-        for name, proc in children:
-            if proc.poll() is not None:
-                log.error("%s exited with status %s; stopping the service", name, proc.returncode)
-                return 1
-        time.sleep(0.2)
-    return 0
+        order = {"api": 0, "redis-server": 2}
+        for child in sorted(children, key=lambda c: order.get(c.name, 1)):
+            if child.proc is not None and child.proc.poll() is None:
+                log.info("stopping %s", child.name)
+                processes.stop(child.proc, timeout=60 if child.name != "redis-server" else 30)
 
 
 def run_api(settings: Settings, host: str, port: int) -> int:

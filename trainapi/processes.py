@@ -66,10 +66,18 @@ def wait_until(
     raise StartupError(f"{what} did not become ready within {timeout:g} s")
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server on 127.0.0.1 with AOF persistence in ``data_dir``; returns (process, url)."""
+def start_redis(
+    data_dir: Path, port: int | None = None, log_file: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server on 127.0.0.1 with AOF persistence in ``data_dir``; returns (process, url).
+
+    ``log_file``: where Redis writes its own log (why it stopped: a full disk, a damaged AOF); unset, nowhere.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    logging = ["--logfile", str(log_file.resolve())] if log_file else []
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
             redis_server_binary(),
@@ -81,6 +89,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Pop
             "--save", "",
             "--daemonize", "no",
             "--loglevel", "warning",
+            *logging,
         ],
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -93,7 +102,11 @@ def start_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Pop
         except redis.RedisError:
             return False
 
-    wait_until(ready, 15, "redis-server", proc)
+    try:
+        wait_until(ready, 15, "redis-server", proc)
+    except StartupError:
+        stop(proc, timeout=5)
+        raise
     return proc, url
 
 

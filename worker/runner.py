@@ -41,8 +41,12 @@ log = logging.getLogger(__name__)
 #: (stale, interrupted), or why it did not run (the claim's answer, or missing).
 OutcomeStatus = Literal[
     "succeeded", "failed", "cancelled", "pruned", "released", "stale", "interrupted",
-    "missing", "terminal", "leased", "exhausted",
+    "missing", "terminal", "leased", "exhausted", "unclaimed",
 ]  # fmt: skip
+#: How long an attempt that met a Redis outage before it claimed its job waits for Redis to come back
+#: (``trainapi serve`` restarts its Redis within seconds). Before the claim no lease exists to run out,
+#: and the message is already out of the queue, so giving up would leave the job queued with no message.
+REDIS_OUTAGE_WAIT_SECONDS = 300.0
 
 #: How often, at most, a running job asks Redis whether to stop (cancelled, worker draining).
 STOP_POLL_SECONDS = 0.2
@@ -97,9 +101,26 @@ class JobRunner:
     def run(self, job_id: str) -> Outcome:
         """One attempt at ``job_id``; safe to call again for the same job (idempotent)."""
         with logs.bind(job_id=job_id):
-            return self._run(job_id)
+            deadline = time.monotonic() + REDIS_OUTAGE_WAIT_SECONDS
+            while True:
+                outcome = self._run(job_id)
+                if outcome.status != "unclaimed" or not self._redis_back(deadline):
+                    return outcome
+                log.info("job %s: Redis is back; trying the claim again", job_id)
+
+    def _redis_back(self, deadline: float) -> bool:
+        """Wait until Redis answers (True) or ``deadline`` (time.monotonic) passes (False)."""
+        while time.monotonic() < deadline:
+            try:
+                if self.jobs.r.ping():
+                    return True
+            except redis.RedisError:
+                pass
+            time.sleep(0.5)
+        return False
 
     def _run(self, job_id: str) -> Outcome:
+        claimed = False
         try:
             record = self.jobs.load(job_id)
             if record is None:
@@ -117,7 +138,7 @@ class JobRunner:
                     self._trial_done(record)
                     self.jobs.archive_metrics(job_id)
                 return Outcome(claim.outcome, retry_after=claim.retry_after)
-            claimed_at = time.time()
+            claimed, claimed_at = True, time.time()
             with logs.bind(tenant=record["tenant"], attempt=claim.attempt):
                 log.info("job %s: attempt %d started", job_id, claim.attempt)
                 try:
@@ -135,6 +156,9 @@ class JobRunner:
             log.warning("job %s: this attempt lost the job: %s", job_id, exc)
             return Outcome("stale", str(exc))
         except redis.RedisError as exc:
+            if not claimed:
+                log.error("job %s: Redis unreachable before the claim; waiting for it: %s", job_id, exc)
+                return Outcome("unclaimed", str(exc))
             # Without Redis nothing can be recorded; the lease runs out and the job is requeued.
             log.error("job %s: Redis unreachable, abandoning this attempt: %s", job_id, exc)
             return Outcome("interrupted", str(exc))

@@ -12,10 +12,15 @@ Layout (under the ``trainapi:`` prefix):
   (``pending``, ``delivered``, ``failed``), attempts and their log. A finished
   delivery is kept for :data:`DELIVERY_TTL_SECONDS`.
 - ``webhook:{id}:deliveries`` sorted set: the endpoint's deliveries by creation time.
-- ``webhooks:due`` sorted set: ``"{endpoint} {webhook-id}"`` -> when its next
-  attempt is due (Unix seconds). A consumer takes a due delivery by moving it
-  a lease into the future, so a consumer that dies mid-attempt leaves it due
-  again once the lease runs out.
+- ``webhook:{id}:due`` sorted set: the endpoint's schedule, webhook-id -> when
+  its next attempt is due (Unix seconds). A consumer takes a due delivery by
+  moving it a lease into the future, so a consumer that dies mid-attempt
+  leaves it due again once the lease runs out.
+- ``webhooks:due`` sorted set: endpoint id -> the earliest time in its
+  schedule, kept in step by every script that changes one. The consumer walks
+  it to pick endpoints (and so tenants) with work due, however long one
+  endpoint's backlog is; a schedule of the first layout (members
+  ``"{endpoint} {webhook-id}"``) is moved over by :meth:`WebhookStore.migrate_schedule`.
 """
 
 from __future__ import annotations
@@ -66,10 +71,28 @@ if ARGV[2] == '1' then redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':job.epoch', 1
 return 1
 """
 
-# KEYS: endpoint, tenant index, subscribed, deliveries index. ARGV: tenant, endpoint id.
-_DELETE = """
+# Shared by the scripts that change an endpoint's schedule: the endpoint's place in ``webhooks:due``.
+_SCHEDULE_LUA = """
+local function reschedule(schedule, due, endpoint)
+  local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  if first[1] then redis.call('ZADD', schedule, first[2], endpoint) else redis.call('ZREM', schedule, endpoint) end
+end
+-- Drop an endpoint's schedule and the pending deliveries on it (finished ones expire by themselves).
+local function forget(schedule, due, endpoint, delivery_prefix)
+  for _, id in ipairs(redis.call('ZRANGE', due, 0, -1)) do redis.call('DEL', delivery_prefix .. id) end
+  redis.call('DEL', due)
+  redis.call('ZREM', schedule, endpoint)
+end
+"""
+
+# KEYS: endpoint, tenant index, subscribed, deliveries index, endpoint's schedule, webhooks:due.
+# ARGV: tenant, endpoint id, delivery key prefix.
+_DELETE = (
+    _SCHEDULE_LUA
+    + """
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
 local events = cjson.decode(redis.call('HGET', KEYS[1], 'events'))
+forget(KEYS[6], KEYS[5], ARGV[2], ARGV[3])
 redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[2])
 if redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
@@ -80,31 +103,80 @@ for _, kind in ipairs(events) do
 end
 return 1
 """
+)
 
-# KEYS: delivery, deliveries index, due. ARGV: due (now), created_at, webhook id, type, body, endpoint,
-# due member, index score, index horizon. Creates the delivery once, however often an event is fanned out.
-_ADD_DELIVERY = """
+# KEYS: delivery, deliveries index, endpoint's schedule, webhooks:due. ARGV: due (now), created_at, webhook id,
+# type, body, endpoint, index score, index horizon. Creates the delivery once, however often an event is fanned out.
+_ADD_DELIVERY = (
+    _SCHEDULE_LUA
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'webhook_id', ARGV[3], 'type', ARGV[4], 'body', ARGV[5], 'endpoint', ARGV[6],
   'status', 'pending', 'attempts', 0, 'created_at', ARGV[2], 'next_attempt_at', ARGV[1], 'history', '[]')
-redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[9])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[7])
+redis.call('ZADD', KEYS[2], ARGV[7], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[8])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
+reschedule(KEYS[4], KEYS[3], ARGV[6])
 return 1
 """
+)
 
-# KEYS: due. ARGV: now, lease until, how many. Takes the due deliveries (moves them to the lease's end).
-_TAKE_DUE = """
+# KEYS: endpoint's schedule, webhooks:due. ARGV: now, lease until, how many, endpoint. Takes up to that many
+# of the endpoint's due deliveries (moves them to the lease's end); returns their webhook ids.
+_TAKE_DUE = (
+    _SCHEDULE_LUA
+    + """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+reschedule(KEYS[2], KEYS[1], ARGV[4])
 return due
 """
+)
 
-# KEYS: delivery, due. ARGV: due member, outcome (delivered | retry | failed), now_iso, status code or '',
-# error or '', next due (retry), attempt record JSON, history length, ttl of a finished delivery.
-_RECORD_ATTEMPT = """
+# KEYS: endpoint's schedule, webhooks:due. ARGV: endpoint, delivery key prefix, webhook id or ''.
+# Takes one delivery off the schedule, or (no webhook id: the endpoint is gone) all of them.
+_UNSCHEDULE = (
+    _SCHEDULE_LUA
+    + """
+if ARGV[3] == '' then forget(KEYS[2], KEYS[1], ARGV[1], ARGV[2]) return 1 end
+redis.call('ZREM', KEYS[1], ARGV[3])
+reschedule(KEYS[2], KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# KEYS: the first layout's schedule (webhooks:due). ARGV: key prefix of endpoints ("trainapi:webhook:").
+# Moves members "{endpoint} {webhook-id}" into the endpoints' own schedules; returns how many moved.
+_MIGRATE_SCHEDULE = (
+    _SCHEDULE_LUA
+    + """
+local moved, endpoints = 0, {}
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local member = members[i]
+  local space = string.find(member, ' ', 1, true)
+  if space then
+    local endpoint, id = string.sub(member, 1, space - 1), string.sub(member, space + 1)
+    redis.call('ZADD', ARGV[1] .. endpoint .. ':due', members[i + 1], id)
+    redis.call('ZREM', KEYS[1], member)
+    endpoints[endpoint] = true
+    moved = moved + 1
+  end
+end
+for endpoint in pairs(endpoints) do reschedule(KEYS[1], ARGV[1] .. endpoint .. ':due', endpoint) end
+return moved
+"""
+)
+
+# KEYS: delivery, endpoint's schedule, webhooks:due. ARGV: webhook id, outcome (delivered | retry | failed),
+# now_iso, status code or '', error or '', next due (retry), attempt record JSON, history length, ttl of a
+# finished delivery, endpoint.
+_RECORD_ATTEMPT = (
+    _SCHEDULE_LUA
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  reschedule(KEYS[3], KEYS[2], ARGV[10])
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
@@ -116,14 +188,17 @@ redis.call('HSET', KEYS[1], 'history', cjson.encode(history), 'last_status_code'
 if ARGV[2] == 'retry' then
   redis.call('HSET', KEYS[1], 'next_attempt_at', ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+  reschedule(KEYS[3], KEYS[2], ARGV[10])
   return 1
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'next_attempt_at', '')
 if ARGV[2] == 'delivered' then redis.call('HSET', KEYS[1], 'delivered_at', ARGV[3]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
+reschedule(KEYS[3], KEYS[2], ARGV[10])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[9]))
 return 1
 """
+)
 
 
 def new_secret() -> str:
@@ -148,6 +223,8 @@ class WebhookStore:
         self._delete = client.register_script(_DELETE)
         self._add_delivery = client.register_script(_ADD_DELIVERY)
         self._take_due = client.register_script(_TAKE_DUE)
+        self._unschedule = client.register_script(_UNSCHEDULE)
+        self._migrate_schedule = client.register_script(_MIGRATE_SCHEDULE)
         self._record_attempt = client.register_script(_RECORD_ATTEMPT)
         self.due_key = key("webhooks", "due")
 
@@ -199,8 +276,10 @@ class WebhookStore:
                 key("webhooks", tenant),
                 key("webhooks", "subscribed"),
                 key("webhook", endpoint_id, "deliveries"),
+                key("webhook", endpoint_id, "due"),
+                self.due_key,
             ],
-            args=[tenant, endpoint_id],
+            args=[tenant, endpoint_id, key("webhook", endpoint_id, "delivery", "")],
         )
 
     def rotate_secret(self, tenant: str, endpoint_id: str) -> dict[str, Any]:
@@ -270,6 +349,7 @@ class WebhookStore:
             keys=[
                 key("webhook", endpoint_id, "delivery", event.webhook_id),
                 key("webhook", endpoint_id, "deliveries"),
+                key("webhook", endpoint_id, "due"),
                 self.due_key,
             ],
             args=[
@@ -279,18 +359,40 @@ class WebhookStore:
                 event.type,
                 body,
                 endpoint_id,
-                f"{endpoint_id} {event.webhook_id}",
                 event.millis / 1000,
                 now - DELIVERY_TTL_SECONDS,
             ],
         )
         return bool(created)
 
-    def take_due(self, count: int, lease_seconds: float) -> builtins.list[tuple[str, str]]:
-        """Up to ``count`` deliveries whose attempt is due, as (endpoint id, webhook id); leased to the caller."""
+    def due_endpoints(self, *, start: int = 0, count: int = 100) -> builtins.list[tuple[str, str | None]]:
+        """Endpoints with a delivery due now, earliest first, as (endpoint id, tenant); None: the endpoint is gone.
+
+        ``start`` and ``count`` page through them (ranks in ``webhooks:due``).
+        """
+        ids = self.r.zrangebyscore(self.due_key, "-inf", time.time(), start=start, num=count)
+        pipe = self.r.pipeline()
+        for endpoint_id in ids:
+            pipe.hget(key("webhook", endpoint_id), "tenant")
+        return list(zip(ids, pipe.execute(), strict=True)) if ids else []
+
+    def take_due(self, endpoint_id: str, count: int, lease_seconds: float) -> builtins.list[str]:
+        """Up to ``count`` of the endpoint's deliveries whose attempt is due, as webhook ids; leased to the caller."""
         now = time.time()
-        members = self._take_due(keys=[self.due_key], args=[now, now + lease_seconds, count])
-        return [tuple(member.split(" ", 1)) for member in members]
+        return list(
+            self._take_due(
+                keys=[key("webhook", endpoint_id, "due"), self.due_key],
+                args=[now, now + lease_seconds, count, endpoint_id],
+            )
+        )
+
+    def forget_schedule(self, endpoint_id: str) -> None:
+        """An endpoint that is gone: drop its schedule and its pending deliveries."""
+        self._unschedule_one(endpoint_id, "")
+
+    def migrate_schedule(self) -> int:
+        """Move a schedule of the first layout (one set of ``"{endpoint} {webhook-id}"``) over; how many moved."""
+        return int(self._migrate_schedule(keys=[self.due_key], args=[key("webhook", "")]))
 
     def next_due(self) -> float | None:
         """When the earliest scheduled attempt is due (Unix seconds), None when nothing is scheduled."""
@@ -303,14 +405,19 @@ class WebhookStore:
         pipe.hgetall(key("webhook", endpoint_id))
         pipe.hgetall(key("webhook", endpoint_id, "delivery", webhook_id))
         endpoint, delivery = pipe.execute()
-        if not endpoint or not delivery or delivery.get("status") != "pending":
-            pipe = self.r.pipeline()
-            pipe.zrem(self.due_key, f"{endpoint_id} {webhook_id}")
-            if not endpoint:
-                pipe.delete(key("webhook", endpoint_id, "delivery", webhook_id))
-            pipe.execute()
+        if not endpoint:
+            self.forget_schedule(endpoint_id)
+            return None
+        if not delivery or delivery.get("status") != "pending":
+            self._unschedule_one(endpoint_id, webhook_id)
             return None
         return self.decode(endpoint), delivery
+
+    def _unschedule_one(self, endpoint_id: str, webhook_id: str) -> None:
+        self._unschedule(
+            keys=[key("webhook", endpoint_id, "due"), self.due_key],
+            args=[endpoint_id, key("webhook", endpoint_id, "delivery", ""), webhook_id],
+        )
 
     def record_attempt(
         self,
@@ -327,9 +434,13 @@ class WebhookStore:
         at = now_iso()
         entry = {"at": at, "status_code": status_code, "error": error, "duration_ms": round(duration_ms, 1)}
         self._record_attempt(
-            keys=[key("webhook", endpoint_id, "delivery", webhook_id), self.due_key],
+            keys=[
+                key("webhook", endpoint_id, "delivery", webhook_id),
+                key("webhook", endpoint_id, "due"),
+                self.due_key,
+            ],
             args=[
-                f"{endpoint_id} {webhook_id}",
+                webhook_id,
                 outcome,
                 at,
                 "" if status_code is None else str(status_code),
@@ -338,6 +449,7 @@ class WebhookStore:
                 json.dumps(entry),
                 HISTORY_LENGTH,
                 DELIVERY_TTL_SECONDS,
+                endpoint_id,
             ],
         )
 

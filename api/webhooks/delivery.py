@@ -11,14 +11,28 @@ started by ``trainapi serve``, ``LocalService`` and compose):
    create one delivery per subscribed endpoint (at most once per event and
    endpoint, however often the event is fanned out); then acknowledge and
    delete the event.
-3. Take the deliveries that are due (each leased for :data:`LEASE_SECONDS`,
-   so a consumer that dies mid-attempt leaves it due again) and hand them to
-   a thread pool. An attempt checks the URL again (scheme, and the addresses
-   its host resolves to now), connects to the address it checked, signs the
-   body with the endpoint's secret(s) and a fresh timestamp under the same
+3. Take the deliveries that are due (each leased for :data:`LEASE_DEADLINES`
+   attempt deadlines, so a consumer that dies mid-attempt leaves it due
+   again) and hand them to ``webhook_concurrency`` threads, fairly (below).
+   An attempt checks the URL again (scheme, and the addresses its host
+   resolves to now), connects to the address it checked, signs the body
+   with the endpoint's secret(s) and a fresh timestamp under the same
    ``webhook-id``, follows no redirect, reads at most 64 KiB of the answer,
    and records the outcome: delivered (2xx), a retry after the next delay of
    the schedule (jittered), or failed once the schedule is used up.
+
+Bounds, so slow receivers cost their own tenant and nobody else:
+
+- Each attempt has a wall-clock deadline, connect to last byte
+  (``webhook_attempt_seconds``, see :class:`Deadline`): a receiver that
+  drips its answer is cut there, and the attempt is a failed one.
+- At most ``webhook_endpoint_concurrency`` attempts go to one endpoint at
+  once, and a tenant holds at most half (rounded up) of the slots the other
+  tenants leave free (:meth:`Deliverer.room`). A tenant whose receivers all
+  hang therefore holds half the slots, and one whose work comes due later
+  always finds a free one. Work over those shares stays due and waits; the
+  schedule is kept per endpoint (``store/webhooks.py``), so the consumer
+  finds other endpoints' due deliveries however long one backlog is.
 
 Nothing is held only in this process: events wait in the outbox stream and
 deliveries in Redis until they are done, so a killed consumer or a Redis
@@ -30,9 +44,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
+import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,15 +71,94 @@ from trainapi.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024
-#: A taken delivery is due again after this if its attempt never records an outcome (the consumer died).
-LEASE_SECONDS = 3 * ATTEMPT_TIMEOUT_SECONDS
+#: A taken delivery is due again after this many attempt deadlines if its attempt never records an
+#: outcome (the consumer died).
+LEASE_DEADLINES = 3
+#: How often to look again while due work waits for a free slot or for its endpoint's or tenant's share.
+WAITING_POLL_MS = 100
+#: Endpoints with work due read from the schedule at a time.
+DUE_PAGE = 100
 #: An outbox event read and not acknowledged for this long belongs to a dead consumer: take it over.
 ORPHAN_IDLE_MS = 30_000
 UPKEEP_SECONDS = 2.0
 JITTER = 0.2
 USER_AGENT = "trainapi-webhooks/1"
+
+
+class AttemptCut(Exception):
+    """The attempt's deadline passed before the answer had arrived; ``status`` if its status line had."""
+
+    def __init__(self, seconds: float, status: int | None) -> None:
+        self.status = status
+        where = "before the status line" if status is None else f"while its answer ({status}) was still arriving"
+        super().__init__(f"cut at the attempt deadline ({seconds:g} s) {where}")
+
+
+class Deadline:
+    """One attempt's wall-clock limit, connect to last byte: ``seconds`` from now; use it as a context.
+
+    httpx's timeouts bound each network operation, and a receiver that drips
+    its answer a byte at a time starts a new one every second. So the
+    connection's socket is handed over as it connects (httpcore's ``trace``
+    hook calls :meth:`trace`), and at the deadline a timer shuts it down,
+    which ends whatever call is blocked on it — a read, a write, a TLS
+    handshake — at once. Each operation's own timeout is the time left
+    (:meth:`remaining`), and the caller checks :attr:`expired` between reads.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self._cut = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self.cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    @property
+    def expired(self) -> bool:
+        return self._cut or time.monotonic() >= self.end
+
+    def remaining(self) -> float:
+        """Seconds left."""
+        return max(0.0, self.end - time.monotonic())
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: keep a handle on each socket the attempt connects."""
+        if event != "connection.connect_tcp.complete":
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if sock is None:
+            return
+        with self._lock:
+            handle = sock.dup()  # a descriptor of its own, so never one another connection reuses
+            self._sockets.append(handle)
+            if self._cut:
+                _shut_down(handle)
+
+    def cut(self) -> None:
+        """Shut the attempt's sockets down (the timer calls this at the deadline)."""
+        with self._lock:
+            self._cut = True
+            for sock in self._sockets:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the peer may have closed it already
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class Deliverer:
@@ -77,20 +173,28 @@ class Deliverer:
         self.delays = settings.webhook_retry_delays()
         self.allow_private = settings.webhook_allow_private
         self.slots = settings.webhook_concurrency
+        self.endpoint_slots = settings.webhook_endpoint_concurrency
+        self.attempt_seconds = settings.webhook_attempt_seconds
+        self.lease_seconds = LEASE_DEADLINES * settings.webhook_attempt_seconds
         self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="webhook")
+        # No keep-alive: each attempt opens its own connection, so its deadline owns the socket, and a
+        # TLS connection is never reused for another host name behind the same address.
         self.http = httpx.Client(
             follow_redirects=False,
-            timeout=httpx.Timeout(ATTEMPT_TIMEOUT_SECONDS),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
             headers={"user-agent": USER_AGENT},
         )
         self._busy = 0
+        self._by_endpoint: Counter[str] = Counter()
+        self._by_tenant: Counter[str] = Counter()
+        self._waiting = False  # the last dispatch left due work over its shares
         self._lock = threading.Lock()
         self.recorder = metrics.Recorder()  # delivery outcomes for GET /metrics
 
     # -- the loop ----------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Deliver until ``stop`` is set; attempts in flight then finish (at most one timeout)."""
+        """Deliver until ``stop`` is set; attempts in flight then finish (within their deadline)."""
         next_upkeep = 0.0
         ready = False
         try:
@@ -98,6 +202,7 @@ class Deliverer:
                 try:
                     if not ready:
                         self.outbox.ensure_group()
+                        self.webhooks.migrate_schedule()
                         for event in self.outbox.pending(100, min_idle_ms=0, own=True):
                             self._fan_out_logged(event)
                         ready = True
@@ -128,11 +233,12 @@ class Deliverer:
     def _block_ms(self) -> int:
         """How long to wait for new events: until the next attempt is due, at most a second.
 
-        With every thread busy a due attempt cannot start anyway: wait 0.1 s rather than spin.
+        With every thread busy, or due work over its shares, nothing can start until an attempt ends:
+        look again in 0.1 s rather than spin.
         """
         with self._lock:
-            if self._busy >= self.slots:
-                return 100
+            if self._busy >= self.slots or self._waiting:
+                return WAITING_POLL_MS
         due = self.webhooks.next_due()
         if due is None:
             return 1000
@@ -179,17 +285,55 @@ class Deliverer:
     # -- attempts ----------------------------------------------------------------
 
     def dispatch_due(self) -> None:
-        """Hand the due deliveries to free threads."""
-        with self._lock:
-            free = self.slots - self._busy
-        if free <= 0:
-            return
-        for endpoint_id, webhook_id in self.webhooks.take_due(free, LEASE_SECONDS):
+        """Hand due deliveries to free threads: endpoints earliest due first, each within :meth:`room`."""
+        waiting = False
+        start = 0
+        while True:
             with self._lock:
-                self._busy += 1
-            self.pool.submit(self._attempt_logged, endpoint_id, webhook_id)
+                full = self._busy >= self.slots
+            if full:
+                waiting = True
+                break
+            page = self.webhooks.due_endpoints(start=start, count=DUE_PAGE)
+            for endpoint_id, tenant in page:
+                if tenant is None:
+                    self.webhooks.forget_schedule(endpoint_id)
+                    continue
+                room = self.room(endpoint_id, tenant)
+                taken = self.webhooks.take_due(endpoint_id, room, self.lease_seconds) if room > 0 else []
+                for webhook_id in taken:
+                    self._start(endpoint_id, tenant, webhook_id)
+                if room <= 0 or len(taken) == room:  # it may have more due: it keeps its place in the schedule
+                    waiting = True
+                    start += 1
+            if len(page) < DUE_PAGE:
+                break
+        with self._lock:
+            self._waiting = waiting
 
-    def _attempt_logged(self, endpoint_id: str, webhook_id: str) -> None:
+    def room(self, endpoint_id: str, tenant: str) -> int:
+        """How many attempts to ``endpoint_id`` may start now.
+
+        Free slots, at most ``webhook_endpoint_concurrency`` in flight to the
+        endpoint, and for its tenant at most half (rounded up) of the slots
+        the other tenants leave free. With 16 slots, a first tenant may hold
+        8, a second 4 more, a third 2: slow receivers make their own tenant
+        wait, and a tenant that comes later always finds a slot.
+        """
+        with self._lock:
+            mine = self._by_tenant[tenant]
+            share = math.ceil((self.slots - (self._busy - mine)) / 2)
+            endpoint_room = self.endpoint_slots - self._by_endpoint[endpoint_id]
+            return max(0, min(self.slots - self._busy, endpoint_room, share - mine))
+
+    def _start(self, endpoint_id: str, tenant: str, webhook_id: str) -> None:
+        with self._lock:
+            self._busy += 1
+            self._by_endpoint[endpoint_id] += 1
+            self._by_tenant[tenant] += 1
+        self.pool.submit(self._attempt_logged, endpoint_id, tenant, webhook_id)
+
+    def _attempt_logged(self, endpoint_id: str, tenant: str, webhook_id: str) -> None:
         try:
             self.attempt(endpoint_id, webhook_id)
         except redis.RedisError as exc:  # the lease runs out and the delivery is due again
@@ -199,6 +343,10 @@ class Deliverer:
         finally:
             with self._lock:
                 self._busy -= 1
+                for counts, name in ((self._by_endpoint, endpoint_id), (self._by_tenant, tenant)):
+                    counts[name] -= 1
+                    if counts[name] <= 0:
+                        del counts[name]
 
     def attempt(self, endpoint_id: str, webhook_id: str) -> None:
         """One attempt at one delivery, and its outcome recorded."""
@@ -210,19 +358,20 @@ class Deliverer:
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
-        try:
-            target = targets.check(endpoint["url"], allow_private=self.allow_private)
-            now = time.time()
-            headers = signing.headers(self.webhooks.signing_secrets(endpoint, now), webhook_id, int(now), body)
-            status = self.post(target, headers, body)
-            if not 200 <= status < 300:
-                error = f"the receiver answered {status}"
-        except targets.TargetRefused as exc:
-            error = f"refused: {exc}"
-        except httpx.TimeoutException:
-            error = f"timed out ({ATTEMPT_TIMEOUT_SECONDS:g} s)"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        with Deadline(self.attempt_seconds) as deadline:
+            try:
+                target = targets.check(endpoint["url"], allow_private=self.allow_private)
+                now = time.time()
+                headers = signing.headers(self.webhooks.signing_secrets(endpoint, now), webhook_id, int(now), body)
+                status = self.post(target, headers, body, deadline)
+                if not 200 <= status < 300:
+                    error = f"the receiver answered {status}"
+            except targets.TargetRefused as exc:
+                error = f"refused: {exc}"
+            except AttemptCut as exc:
+                status, error = exc.status, str(exc)
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
         duration_ms = (time.monotonic() - started) * 1000
         number = int(delivery.get("attempts") or 0) + 1
         if error is None:
@@ -244,18 +393,40 @@ class Deliverer:
         )
         self.recorder.inc("webhook_deliveries", (outcome,))
 
-    def post(self, target: targets.Target, headers: dict[str, str], body: bytes) -> int:
-        """POST ``body`` to the checked address; returns the status after reading at most 64 KiB."""
+    def post(self, target: targets.Target, headers: dict[str, str], body: bytes, deadline: Deadline) -> int:
+        """POST ``body`` to the checked address; its status once the answer is in (at most 64 KiB of it read).
+
+        AttemptCut when ``deadline`` passes first; httpx's errors otherwise.
+        """
+        if deadline.expired:  # resolving the host took all the time
+            raise AttemptCut(deadline.seconds, None)
         url = target.url
         headers = {**headers, "content-type": "application/json", "host": url.netloc.decode("ascii")}
-        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
-        deadline = time.monotonic() + ATTEMPT_TIMEOUT_SECONDS
-        with self.http.stream(
-            "POST", target.request_url(), content=body, headers=headers, extensions=extensions
-        ) as response:
-            read = 0
-            for chunk in response.iter_raw():
-                read += len(chunk)
-                if read >= MAX_RESPONSE_BYTES or time.monotonic() > deadline:
-                    break
-            return response.status_code
+        extensions: dict[str, Any] = {"trace": deadline.trace}
+        if url.scheme == "https":
+            extensions["sni_hostname"] = url.host
+        status: int | None = None
+        try:
+            with self.http.stream(
+                "POST",
+                target.request_url(),
+                content=body,
+                headers=headers,
+                extensions=extensions,
+                timeout=max(0.001, deadline.remaining()),
+            ) as response:
+                status = response.status_code
+                read = 0
+                for chunk in response.iter_raw():
+                    read += len(chunk)
+                    if read >= MAX_RESPONSE_BYTES:
+                        break
+                    if deadline.expired:
+                        raise AttemptCut(deadline.seconds, status)
+        except httpx.HTTPError as exc:
+            if deadline.expired:
+                raise AttemptCut(deadline.seconds, status) from exc
+            raise
+        if deadline.expired:  # a shut-down socket reads as the end of an answer without a length
+            raise AttemptCut(deadline.seconds, status)
+        return status

@@ -2,9 +2,12 @@
 
 One service for the module (Redis, one worker, the delivery consumer, the
 API) with API keys for a few tenants, private addresses allowed (the
-receivers listen on 127.0.0.1) and a short retry schedule. Each test uses its
-own tenant, so its endpoints see only its own events. The crash test runs
-last: it kills and restarts the service's processes.
+receivers listen on 127.0.0.1), a short retry schedule and a 3 s attempt
+deadline. Each test uses its own tenant, so its endpoints see only its own
+events. The crash test is the last to use it: it kills and restarts the
+service's processes. The fairness tests have a service of their own (no
+worker, 6 delivery slots, a 30 s deadline), with receivers that drip their
+answer for minutes (``tests/dripping_receiver.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 import pytest
 import redis as redis_client
 import uvicorn
+from dripping_receiver import DrippingReceiver
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from receiver import Received, Receiver
@@ -35,8 +39,10 @@ from trainapi import processes
 from trainapi.keys import add_key
 from trainapi.settings import Settings
 
-TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa")
+TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda")
 RETRY = "0.2,0.4,0.8,1.6"  # five attempts in about three seconds
+ATTEMPT_SECONDS = 3
+FAIR_SLOTS = 6  # so a tenant's share is 3, an endpoint's 2
 
 TINY = {"dataset": "iris", "model": {"type": "logistic"}, "training": {"epochs": 1}}
 DIVERGING = {
@@ -64,11 +70,35 @@ def hooked(tmp_path_factory) -> Iterator[tuple[Service, dict[str, str]]]:
             "TRAINAPI_API_KEYS_FILE": str(keys_file),
             "TRAINAPI_WEBHOOK_ALLOW_PRIVATE": "true",
             "TRAINAPI_WEBHOOK_RETRY_SCHEDULE": RETRY,
+            "TRAINAPI_WEBHOOK_ATTEMPT_SECONDS": str(ATTEMPT_SECONDS),
             "TRAINAPI_MAX_ACTIVE_JOBS": "200",
         },
     )
     try:
         yield svc.start(), keys
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="module")
+def fair(tmp_path_factory) -> Iterator[tuple[Service, dict[str, str]]]:
+    """The delivery consumer and the API (no worker: test events only) with few slots and a long deadline."""
+    root = tmp_path_factory.mktemp("fair-webhooks")
+    keys_file = root / "api_keys"
+    keys = {tenant: add_key(keys_file, tenant) for tenant in ("north", "south", "west")}
+    svc = Service(
+        root,
+        env_extra={
+            "TRAINAPI_API_KEYS_FILE": str(keys_file),
+            "TRAINAPI_WEBHOOK_ALLOW_PRIVATE": "true",
+            "TRAINAPI_WEBHOOK_RETRY_SCHEDULE": RETRY,
+            "TRAINAPI_WEBHOOK_CONCURRENCY": str(FAIR_SLOTS),
+            "TRAINAPI_WEBHOOK_ENDPOINT_CONCURRENCY": "2",
+            "TRAINAPI_WEBHOOK_ATTEMPT_SECONDS": "30",  # the deadline alone cannot free a slot during a test
+        },
+    )
+    try:
+        yield svc.start(workers=0), keys
     finally:
         svc.stop()
 
@@ -404,6 +434,9 @@ def test_private_urls_refused_without_the_flag(hooked):
             "http://224.0.0.1/hook",
             "http://0.0.0.0/hook",
             "http://[::ffff:192.168.1.1]/hook",
+            "http://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+            "http://192.0.0.8/hook",
+            "http://100.64.0.1/hook",
         ):
             response = client.post("/v1/webhooks", json={"url": url, "events": ["*"]})
             assert response.status_code == 422, (url, response.text)
@@ -460,8 +493,9 @@ def test_the_consumer_checks_the_address_again_at_delivery_time(tmp_path, receiv
         event = store.send_test("local", endpoint["id"])
         deliverer = Deliverer(Settings(redis_url=url, webhook_allow_private=False), stores, "strict")
         deliverer.fan_out(event)
-        (due,) = store.take_due(10, lease_seconds=30)
-        deliverer.attempt(*due)
+        assert store.due_endpoints() == [(endpoint["id"], "local")]
+        (webhook_id,) = store.take_due(endpoint["id"], 10, lease_seconds=30)
+        deliverer.attempt(endpoint["id"], webhook_id)
         deliverer.pool.shutdown()
         (delivery,) = store.deliveries("local", endpoint["id"])
         assert delivery["status"] == "pending" and delivery["attempts"] == 1
@@ -469,6 +503,31 @@ def test_the_consumer_checks_the_address_again_at_delivery_time(tmp_path, receiv
         assert receiver.items() == []
     finally:
         processes.stop(redis_proc)
+
+
+def test_a_dripping_receiver_is_cut_at_the_attempt_deadline(hooked):
+    """A receiver that sends its status line a byte a second holds no thread past the deadline (3 s here):
+    the attempt is cut there, logged as failed with the reason, and tried again on the schedule."""
+    service, keys = hooked
+    drip = DrippingReceiver().start()
+    try:
+        with _client(service, keys["lambda"]) as client:
+            endpoint = _endpoint(client, drip.url(), ["*"])
+            client.post(f"/v1/webhooks/{endpoint['id']}/test")
+            (delivery,) = poll(
+                lambda: [d for d in _deliveries(client, endpoint["id"]) if d["attempts"] >= 2],
+                6 * ATTEMPT_SECONDS,
+                what="two attempts, each cut at the deadline",
+            )
+            client.delete(f"/v1/webhooks/{endpoint['id']}")
+        assert delivery["status"] == "pending" and delivery["last_status_code"] is None
+        for attempt in delivery["history"]:
+            assert attempt["error"] == f"cut at the attempt deadline ({ATTEMPT_SECONDS} s) before the status line"
+            assert ATTEMPT_SECONDS * 1000 <= attempt["duration_ms"] < ATTEMPT_SECONDS * 1000 + 1500, attempt
+        first = drip.held()[0]
+        assert first.closed_at is not None and first.closed_at - first.at < ATTEMPT_SECONDS + 1.5
+    finally:
+        drip.stop()
 
 
 def test_no_event_lost_to_killed_worker_and_consumer_and_a_redis_restart(hooked, receiver):
@@ -505,3 +564,89 @@ def test_no_event_lost_to_killed_worker_and_consumer_and_a_redis_restart(hooked,
 def events_for(events: dict[str, dict], kind: str) -> dict:
     (event,) = [e for e in events.values() if e["type"] == kind]
     return event
+
+
+def test_one_tenant_s_dripping_receivers_do_not_delay_another_tenant(fair):
+    """Eight endpoints of one tenant whose receivers never finish their status line (each attempt would hold
+    a thread for the whole 30 s deadline) hold half the 6 slots; another tenant's event arrives within 2 s."""
+    service, keys = fair
+    drip, fast = DrippingReceiver().start(), Receiver().start()
+    with _client(service, keys["north"]) as north, _client(service, keys["south"]) as south:
+        slow = [_endpoint(north, drip.url(f"/north/{i}"), ["*"])["id"] for i in range(8)]
+        quick = _endpoint(south, fast.url(), ["*"])["id"]
+        try:
+            for endpoint_id in slow:
+                north.post(f"/v1/webhooks/{endpoint_id}/test")
+            poll(lambda: drip.open_now() >= FAIR_SLOTS // 2, 30, what="north's attempts to hold its share")
+            sent = time.time()
+            webhook_id = south.post(f"/v1/webhooks/{quick}/test").json()["webhook_id"]
+            (item,) = poll(
+                lambda: [r for r in fast.items() if r.headers["webhook-id"] == webhook_id], 45, what="south's event"
+            )
+            assert item.at - sent <= 2.0, f"south's event took {item.at - sent:.1f} s"
+            assert drip.max_open() == FAIR_SLOTS // 2  # though all eight were due
+            assert all(held.closed_at is None for held in drip.held())  # still held: not the deadline's doing
+        finally:
+            drip.stop()  # hangs up, so north's attempts end now rather than at their deadline
+            fast.stop()
+            for endpoint_id in [*slow, quick]:
+                north.delete(f"/v1/webhooks/{endpoint_id}")
+                south.delete(f"/v1/webhooks/{endpoint_id}")
+
+
+def test_an_endpoint_holds_two_attempts_at_most_and_its_tenant_s_other_endpoints_proceed(fair):
+    """Four deliveries due to one hanging receiver: two attempts in flight, two waiting (still due), and an
+    event for the same tenant's other endpoint arrives within 2 s on the slot its share still has."""
+    service, keys = fair
+    drip, fast = DrippingReceiver().start(), Receiver().start()
+    with _client(service, keys["west"]) as west:
+        slow = _endpoint(west, drip.url(), ["*"])["id"]
+        quick = _endpoint(west, fast.url(), ["*"])["id"]
+        try:
+            for _ in range(4):
+                west.post(f"/v1/webhooks/{slow}/test")
+            poll(lambda: drip.open_now() >= 2, 30, what="two attempts to the hanging receiver")
+            sent = time.time()
+            webhook_id = west.post(f"/v1/webhooks/{quick}/test").json()["webhook_id"]
+            (item,) = poll(
+                lambda: [r for r in fast.items() if r.headers["webhook-id"] == webhook_id], 45, what="the other event"
+            )
+            assert item.at - sent <= 2.0, f"the other endpoint's event took {item.at - sent:.1f} s"
+            assert drip.max_open() == 2
+            waiting = _deliveries(west, slow)
+            assert len(waiting) == 4 and all(d["status"] == "pending" and d["attempts"] == 0 for d in waiting)
+        finally:
+            drip.stop()
+            fast.stop()
+            for endpoint_id in (slow, quick):
+                west.delete(f"/v1/webhooks/{endpoint_id}")
+
+
+def test_a_schedule_of_the_first_layout_is_moved_over(tmp_path):
+    """Before the per-endpoint schedules, ``webhooks:due`` held ``"{endpoint} {webhook-id}"`` members."""
+    redis_proc, url = processes.start_redis(tmp_path / "redis")
+    try:
+        store = Stores.open(url, Artifacts(LocalStorage(tmp_path))).webhooks
+        endpoint_id = store.create("local", "http://192.0.2.1/hook", ["*"], "")["id"]
+        event = store.send_test("local", endpoint_id)
+        assert store.add_delivery(endpoint_id, event, b"{}")
+        gone = "wh_" + "0" * 32
+        r = redis_client.Redis.from_url(url, decode_responses=True)
+        r.delete(f"trainapi:webhook:{endpoint_id}:due", "trainapi:webhooks:due")
+        r.hset(f"trainapi:webhook:{gone}:delivery:msg_1", mapping={"status": "pending"})
+        r.zadd(
+            "trainapi:webhooks:due",
+            {f"{endpoint_id} {event.webhook_id}": time.time() - 5, f"{gone} msg_1": time.time() - 9},
+        )
+        assert store.migrate_schedule() == 2 and store.migrate_schedule() == 0
+        assert store.due_endpoints() == [(gone, None), (endpoint_id, "local")]
+        store.forget_schedule(gone)  # what the consumer does with an endpoint that is gone
+        assert not r.exists(f"trainapi:webhook:{gone}:delivery:msg_1", f"trainapi:webhook:{gone}:due")
+        assert store.take_due(endpoint_id, 10, lease_seconds=30) == [event.webhook_id]
+        assert store.due_endpoints() == [] and store.next_due() is not None  # leased: due again in 30 s
+        store.record_attempt(
+            endpoint_id, event.webhook_id, outcome="delivered", status_code=200, error=None, duration_ms=1
+        )
+        assert store.next_due() is None and r.zcard(f"trainapi:webhook:{endpoint_id}:due") == 0
+    finally:
+        processes.stop(redis_proc)

@@ -36,7 +36,7 @@ from typing import Any, cast, get_args
 import redis
 
 from store.artifacts import Artifacts
-from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt, StoreError
+from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt, StorageFull, StoreError
 from store.metrics import QUEUE_ORDER, STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, now_iso, plausible_id
@@ -456,7 +456,7 @@ class JobStore:
             return False
         try:
             self.artifacts.storage.put(self.artifacts.metrics_key(job_id), ("[" + ",".join(items) + "]").encode())
-        except StorageUnavailable as exc:
+        except (StorageUnavailable, StorageFull) as exc:
             log.warning("job %s: metrics stay in Redis, storage failed: %s", job_id, exc)
             return False
         return bool(self._archive(keys=[key("job", job_id), key("job", job_id, "metrics")], args=[len(items)]) == 1)

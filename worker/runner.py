@@ -26,7 +26,7 @@ import redis
 import engine
 from engine import export
 from store import metrics
-from store.errors import NotFound, StaleAttempt
+from store.errors import NotFound, StaleAttempt, StorageFull
 from store.jobs import Claim
 from store.jobspec import JobSpec
 from store.statuses import TERMINAL
@@ -145,6 +145,8 @@ class JobRunner:
                     outcome = self._train(record, claim)
                 except StorageUnavailable as exc:
                     outcome = self._storage_down(record, claim, exc)
+                except StorageFull as exc:
+                    outcome = self._storage_full(record, claim, exc)
             if outcome.status in TERMINAL:
                 started = _timestamp(record.get("started_at")) or claimed_at
                 self.recorder.observe("job_duration_seconds", (outcome.status,), max(time.time() - started, 0.0))
@@ -343,6 +345,18 @@ class JobRunner:
             self.requeue(job_id)
         log.warning("job %s: attempt %d handed back, object storage failed: %s", job_id, claim.attempt, exc)
         return Outcome("released", str(exc))
+
+    def _storage_full(self, record: dict[str, Any], claim: Claim, exc: StorageFull) -> Outcome:
+        """No room left for this attempt's checkpoints or weights: fail the job now (another attempt would
+        meet the same full disk) and delete what the attempt wrote, so that the failure frees what it took."""
+        job_id = record["id"]
+        message = f"{exc}: the service's storage is full; free space (or ask the operator to), then run the job again"
+        self.jobs.finish(
+            job_id, record["tenant"], claim.token, "failed", error={"type": "storage_full", "message": message}
+        )
+        self._delete_leftovers(job_id, None)
+        log.error("job %s: failed: %s", job_id, message)
+        return Outcome("failed", message)
 
     def _delete_leftovers(self, job_id: str, attempt: int | None) -> None:
         """Checkpoints and other attempts' objects; a storage failure here only leaves them for the job's deletion."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -21,6 +23,9 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Redis is reachable and at least one worker is alive",
+    description="`storage` is `ok`, or says how little room the data directory has left once it is below "
+    "`TRAINAPI_STORAGE_MIN_FREE_BYTES` (uploads then get 507 and jobs fail with `storage_full`; reads still work, "
+    "so the API stays ready).",
     responses={503: {"description": "Not ready", "content": {"application/problem+json": {}}}},
 )
 def readyz(state: StateDep) -> JSONResponse:
@@ -31,4 +36,18 @@ def readyz(state: StateDep) -> JSONResponse:
         return problem(503, "Not ready", f"Redis is unreachable: {exc}")
     if not alive:
         return problem(503, "Not ready", "no live worker; start one with `trainapi worker`")
-    return JSONResponse({"status": "ready", "redis": "ok", "workers": len(alive)})
+    return JSONResponse({"status": "ready", "redis": "ok", "workers": len(alive), "storage": _storage(state)})
+
+
+def _storage(state: StateDep) -> str:
+    """``ok``, or why the data directory is nearly full (object storage has no such floor)."""
+    settings = state.settings
+    if settings.storage_url:
+        return "ok"
+    try:
+        free = shutil.disk_usage(settings.data_dir).free
+    except OSError as exc:
+        return f"unknown: {exc.strerror or exc}"
+    if free < settings.storage_min_free_bytes:
+        return f"low: {free:,} bytes free in the data directory, below the floor of {settings.storage_min_free_bytes:,}"
+    return "ok"

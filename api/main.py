@@ -15,6 +15,7 @@ from api.limits import BodyLimit
 from api.routes import datasets, health, jobs, sweeps, ui, webhooks
 from api.routes import metrics as metrics_route
 from api.state import AppState
+from api.streams import StreamSlots
 from store.redis import PipelinedReads, connect_async
 from trainapi import logs
 from trainapi.settings import Settings
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
     )
     app.state.trainapi = state
     app.state.metrics = metrics.Metrics(state.redis, settings.metrics_token)
+    app.state.streams = StreamSlots(settings.max_streams, settings.max_streams_per_tenant)
     errors.install(app)
     openapi.install(app, state.keys)
     app.include_router(health.router)

@@ -24,6 +24,7 @@ is never recorded twice.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import logging
@@ -438,6 +439,28 @@ class JobStore:
             assert self.artifacts is not None, "a job's metrics were moved to storage; open the store with it"
             return list(json.loads(self.artifacts.storage.get(self.artifacts.metrics_key(job_id)))[since_epoch:])
         return [json.loads(item) for item in items]
+
+    async def progress_async(
+        self, tenant: str, job_id: str, since_epoch: int = 0
+    ) -> tuple[dict[str, Any], builtins.list[dict[str, Any]]]:
+        """The record and the metrics records after ``since_epoch``, as of one moment, on the event loop.
+
+        One MULTI: a record that is terminal in the reply comes with every epoch its job recorded. An
+        archived list is read from storage in a thread. Without an asyncio client, the sync reads.
+        """
+        if self.ar is None:
+            metrics = self.metrics(tenant, job_id, since_epoch)
+            return self.get(tenant, job_id), metrics
+        if not plausible_id(job_id, "job_"):
+            raise NotFound("job", job_id)
+        pipe = self.ar.client.pipeline()
+        pipe.hgetall(key("job", job_id))
+        pipe.lrange(key("job", job_id, "metrics"), since_epoch, -1)
+        raw, items = await pipe.execute()
+        record = self._owned(tenant, job_id, raw)
+        if raw.get("metrics_archived"):
+            return record, await asyncio.to_thread(self.metrics, tenant, job_id, since_epoch)
+        return record, [json.loads(item) for item in items]
 
     def archive_metrics(self, job_id: str) -> bool:
         """Move a finished job's metrics list into storage (one object); False when nothing was moved.

@@ -8,8 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, get_args
 
-import anyio
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import JobsDep, StateDep, TenantDep
@@ -26,6 +25,7 @@ from api.schemas.jobs import (
 from api.schemas.problems import responses
 from api.services import jobs as jobs_service
 from api.services.jobs import job_json, view
+from api.streams import EventStream
 from engine import export
 from store.artifacts import Artifacts
 from store.errors import NotFound
@@ -107,27 +107,26 @@ def get_metrics(
     "/{job_id}/events",
     summary="Server-Sent Events: one `epoch` event per epoch, then one `end` event",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404, 429)},
 )
 async def job_events(
     job_id: str,
     tenant: TenantDep,
     state: StateDep,
+    request: Request,
     last_event_id: Annotated[str | None, Header(max_length=20, description="Resume after this epoch.")] = None,
 ) -> StreamingResponse:
-    await anyio.to_thread.run_sync(state.jobs.get, tenant, job_id)  # 404 before the stream starts
+    """429 past the open streams allowed per tenant (`TRAINAPI_MAX_STREAMS_PER_TENANT`) or in all."""
+    await state.jobs.get_async(tenant, job_id)  # 404 before the stream starts
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    release = request.app.state.streams.take(tenant)
 
     async def stream() -> AsyncIterator[str]:
         sent = start
         idle = 0.0
         while True:
             try:
-                records = await anyio.to_thread.run_sync(state.jobs.metrics, tenant, job_id, sent)
-                record = await anyio.to_thread.run_sync(state.jobs.get, tenant, job_id)
-                if record["status"] in TERMINAL:
-                    # Epochs recorded between the two reads must not be lost.
-                    records = await anyio.to_thread.run_sync(state.jobs.metrics, tenant, job_id, sent)
+                record, records = await state.jobs.progress_async(tenant, job_id, sent)
             except NotFound:
                 yield 'event: end\ndata: {"status": "deleted"}\n\n'
                 return
@@ -143,9 +142,7 @@ async def job_events(
                 yield ": keep-alive\n\n"
             await asyncio.sleep(EVENTS_POLL_SECONDS)
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return EventStream(stream(), release)
 
 
 @router.post(

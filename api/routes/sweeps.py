@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from api.schemas.sweeps import SweepCreate, SweepList, SweepPublic, TrialResult
 from api.search_space import probe_points, trial_parameters
 from api.services import jobs as jobs_service
 from api.state import AppState
+from api.streams import EventStream
 from engine.errors import ConfigError
 from store.errors import NotFound
 from store.jobspec import JobSpec
@@ -160,16 +161,19 @@ def cancel_sweep(sweep_id: str, tenant: TenantDep, state: StateDep) -> SweepPubl
     "/{sweep_id}/events",
     summary="Server-Sent Events: one `trial` event per finished trial, then one `end` event",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404, 429)},
 )
 async def sweep_events(
     sweep_id: str,
     tenant: TenantDep,
     state: StateDep,
+    request: Request,
     last_event_id: Annotated[str | None, Header(max_length=20, description="Resume after this many trials.")] = None,
 ) -> StreamingResponse:
+    """429 past the open streams allowed per tenant (`TRAINAPI_MAX_STREAMS_PER_TENANT`) or in all."""
     await anyio.to_thread.run_sync(state.sweeps.get, tenant, sweep_id)
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    release = request.app.state.streams.take(tenant)
 
     def snapshot(position: int) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
         # Status first: a sweep turns terminal in the same step that records its last trial,
@@ -197,6 +201,4 @@ async def sweep_events(
                 return
             await asyncio.sleep(EVENTS_POLL_SECONDS)
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return EventStream(stream(), release)

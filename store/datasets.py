@@ -130,6 +130,9 @@ class _HashingWriter:
         self._hold = False
         self._held: tuple[int, int] | None = None
         self._final: dict[int, bytes] = {}
+        #: Once a write failed (a full disk), the file is abandoned: zipfile's closing writes are ignored, so
+        #: the error that matters is the one that leaves.
+        self.failed = False
 
     def hold_next_write(self) -> None:
         self._hold = True
@@ -143,6 +146,8 @@ class _HashingWriter:
 
     def write(self, data: bytes) -> int:
         data = bytes(data) if not isinstance(data, bytes) else data
+        if self.failed:
+            return len(data)
         if self.position < self.size:  # a rewrite: only of a header already hashed as final
             if self._final.pop(self.position, None) != data:
                 raise RuntimeError("zipfile rewrote bytes other than a member header")
@@ -153,7 +158,11 @@ class _HashingWriter:
             if self._held is not None:
                 raise RuntimeError("member data written before its header was released")
             self.sha256.update(data)
-        written = self.out.write(data)
+        try:
+            written = self.out.write(data)
+        except OSError:
+            self.failed = True
+            raise
         self.position += len(data)
         self.size = max(self.size, self.position)
         return written
@@ -164,14 +173,15 @@ class _HashingWriter:
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence != io.SEEK_SET:
             raise io.UnsupportedOperation("only absolute seeks")
-        self.position = self.out.seek(offset)
+        self.position = offset if self.failed else self.out.seek(offset)
         return self.position
 
     def seekable(self) -> bool:
         return True
 
     def flush(self) -> None:
-        self.out.flush()
+        if not self.failed:
+            self.out.flush()
 
 
 # KEYS: dataset, the tenant's datasets, the tenant's active jobs, running sweeps, the arrays' blob set.

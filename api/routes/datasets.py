@@ -89,7 +89,7 @@ async def create_dataset(request: Request, response: Response, tenant: TenantDep
             )
     except ClientDisconnect:
         # Nobody to answer; the status is what the metrics count (499, as nginx logs a closed request).
-        log.info("client disconnected during upload (tenant %s)", tenant)
+        log.warning("client disconnected during upload (tenant %s)", tenant)
         raise ApiError(499, "Client closed request", "the client disconnected before the upload was complete") from None
     response.headers["Location"] = f"/v1/datasets/{record['id']}"
     return view(record)

@@ -122,3 +122,17 @@ def test_a_held_lock_is_renewed_past_its_time_to_live(stores: Stores, monkeypatc
         assert 0 < stores.redis.pttl(lock_key) <= 400
     assert not stores.redis.exists(lock_key)
     assert not [t for t in threading.enumerate() if t.name.startswith("blob-lock-")]
+
+
+def test_a_full_disk_while_writing_the_npz_leaves_as_the_disk_error():
+    import errno
+
+    class Full(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            if self.tell() + len(data) > 5000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    with pytest.raises(OSError) as info:
+        write_npz(Full(), {"X": np.zeros((100, 100)), "y": np.zeros(100)})
+    assert info.value.errno == errno.ENOSPC

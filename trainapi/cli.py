@@ -90,14 +90,17 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def run_api(settings: Settings, host: str, port: int) -> int:
-    import uvicorn
+    """The API under uvicorn with its connection limits (``api/server.py``), in place of this process."""
+    from trainapi import processes
 
     if not settings.redis_url:
         log.error("TRAINAPI_REDIS_URL is not set (or use `trainapi serve`)")
         return 2
     settings.ensure_dirs()
-    uvicorn.run("api.main:app", host=_safe_host(settings, host), port=port, access_log=False)
-    return 0
+    host = _safe_host(settings, host)
+    os.chdir(processes.ROOT)
+    os.execv(sys.executable, [sys.executable, "-m", "api.server", "--host", host, "--port", str(port)])
+    return 0  # not reached
 
 
 def run_worker(settings: Settings, concurrency: int) -> int:

@@ -174,10 +174,10 @@ def start_webhooks(
 
 
 def start_api(env: dict[str, str], *, host: str, port: int, log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """The API under uvicorn."""
+    """The API under uvicorn, with its connection limits (``api/server.py``)."""
     out = log_file.open("ab") if log_file else None
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port), "--no-access-log"],
+        [sys.executable, "-m", "api.server", "--host", host, "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=out,

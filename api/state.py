@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import redis
@@ -23,8 +23,6 @@ from store.webhooks import WebhookStore
 from trainapi.keys import KeyRing
 from trainapi.settings import Settings
 
-MODEL_CACHE_SIZE = 32
-
 
 @dataclass
 class AppState:
@@ -33,7 +31,9 @@ class AppState:
     keys: KeyRing
     producer: Celery
     models: OrderedDict[str, Model] = field(default_factory=OrderedDict)
+    models_bytes: int = 0
     _parses: anyio.CapacityLimiter | None = None
+    _predictions: anyio.CapacityLimiter | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -59,6 +59,14 @@ class AppState:
         if self._parses is None:
             self._parses = anyio.CapacityLimiter(self.settings.max_concurrent_parses)
         return self._parses
+
+    @property
+    def predictions(self) -> anyio.CapacityLimiter:
+        """Threads for what ``/predict`` does off the event loop (loading a model, many rows): two at once,
+        so large requests wait their turn instead of taking the whole thread pool. Made on first use."""
+        if self._predictions is None:
+            self._predictions = anyio.CapacityLimiter(2)
+        return self._predictions
 
     @property
     def redis(self) -> redis.Redis:
@@ -88,14 +96,28 @@ class AppState:
     def webhooks(self) -> WebhookStore:
         return self.stores.webhooks
 
-    def cached_model(self, job_id: str, load: Any) -> Model:
-        """A job's exported model, loaded once (weights never change after success)."""
+    def cached_model(self, job_id: str) -> Model | None:
+        """A job's model if this process holds it (and it becomes the most recently used)."""
         model = self.models.get(job_id)
-        if model is None:
-            model = load()
-            self.models[job_id] = model
-            while len(self.models) > MODEL_CACHE_SIZE:
-                self.models.popitem(last=False)
-        else:
+        if model is not None:
             self.models.move_to_end(job_id)
         return model
+
+    def model(self, name: str, load: Callable[[], Model]) -> Model:
+        """The model held under ``name``, else ``load()`` (in this thread), then held."""
+        model = self.cached_model(name)
+        if model is None:
+            model = load()
+            self.keep_model(name, model)
+        return model
+
+    def keep_model(self, job_id: str, model: Model) -> None:
+        """Hold a job's model (weights never change after success), the least recently used ones going
+        once they hold more than ``model_cache_bytes``; a model larger than that is not held at all."""
+        if job_id in self.models or model.nbytes > self.settings.model_cache_bytes:
+            return
+        self.models[job_id] = model
+        self.models_bytes += model.nbytes
+        while self.models_bytes > self.settings.model_cache_bytes:
+            _, dropped = self.models.popitem(last=False)
+            self.models_bytes -= dropped.nbytes

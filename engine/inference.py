@@ -40,6 +40,20 @@ class Model:
         self.encoder = ColumnEncoder.from_dict(spec) if spec else None
 
     @property
+    def nbytes(self) -> int:
+        """Bytes the model holds: its tensors, and the float64 copies of those stored in another dtype."""
+        held = {id(t): t.nbytes for t in self.tensors.values()}
+        for w, b in self._layers:
+            held.setdefault(id(w), w.nbytes)
+            held.setdefault(id(b), b.nbytes)
+        return sum(held.values())
+
+    @property
+    def n_parameters(self) -> int:
+        """Weights and biases of every layer."""
+        return sum(w.size + b.size for w, b in self._layers)
+
+    @property
     def n_features(self) -> int:
         return int(self.metadata["layer_sizes"][0])
 

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, get_args
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -27,6 +28,7 @@ from api.services import jobs as jobs_service
 from api.services.jobs import job_json, view
 from api.streams import EventStream
 from engine import export
+from engine.inference import Model
 from store.artifacts import Artifacts
 from store.errors import NotFound
 from store.statuses import TERMINAL
@@ -238,7 +240,7 @@ def get_weights(
                     "Content-Disposition": f'attachment; filename="{filename}"',
                 },
             )
-        model = state.cached_model(f"{job_id}{suffix}", lambda: export.loads(state.artifacts.storage.get(npz), "npz"))
+        model = state.model(f"{job_id}{suffix}", lambda: export.loads(state.artifacts.storage.get(npz), "npz"))
     except ObjectMissing:
         raise NotFound("weights of job", job_id) from None
     if format == "onnx":
@@ -253,11 +255,28 @@ def get_weights(
     return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+#: A prediction of at most this many rows x parameters runs on the event loop (about a millisecond at
+#: most): a thread hop would cost more than the work, and a pool of threads contending for the GIL is what
+#: made single-row throughput fall with many concurrent clients. Larger ones go to two threads.
+INLINE_PREDICT_WORK = 2_000_000
+
+
 @router.post("/{job_id}/predict", summary="Predict with the trained model", responses=responses(401, 404, 409, 422))
-def predict(job_id: str, body: PredictRequest, tenant: TenantDep, state: StateDep) -> PredictResponse:
-    attempt = _succeeded(state.jobs.get(tenant, job_id))
-    key = state.artifacts.weights_key(job_id, attempt, "npz")
-    model = state.cached_model(job_id, lambda: export.loads(state.artifacts.storage.get(key), "npz"))
+async def predict(job_id: str, body: PredictRequest, tenant: TenantDep, state: StateDep) -> PredictResponse:
+    attempt = _succeeded(await state.jobs.get_async(tenant, job_id))
+    model = state.cached_model(job_id)
+    if model is None:
+        key = state.artifacts.weights_key(job_id, attempt, "npz")
+        model = await anyio.to_thread.run_sync(
+            lambda: export.loads(state.artifacts.storage.get(key), "npz"), limiter=state.predictions
+        )
+        state.keep_model(job_id, model)
+    if len(body.inputs) * model.n_parameters <= INLINE_PREDICT_WORK:
+        return _predict(model, body)
+    return await anyio.to_thread.run_sync(_predict, model, body, limiter=state.predictions)
+
+
+def _predict(model: Model, body: PredictRequest) -> PredictResponse:
     predictions = model.predict(body.inputs)
     if model.head == "identity":
         return PredictResponse(predictions=predictions, probabilities=None, classes=None)

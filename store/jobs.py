@@ -383,7 +383,7 @@ class JobStore:
         raw = await self.ar.hgetall(key("job", job_id)) if plausible_id(job_id, "job_") else {}
         record = self._owned(tenant, job_id, raw)
         if record["status"] == "queued":  # a second read, for queued jobs only
-            record["queue_position"] = _position(await self.ar.client.zrank(QUEUE_ORDER, job_id))
+            record["queue_position"] = _position(await self.ar.zrank(QUEUE_ORDER, job_id))
         return record
 
     def _owned(self, tenant: str, job_id: str, raw: dict[str, str]) -> dict[str, Any]:
@@ -443,23 +443,26 @@ class JobStore:
     async def progress_async(
         self, tenant: str, job_id: str, since_epoch: int = 0
     ) -> tuple[dict[str, Any], builtins.list[dict[str, Any]]]:
-        """The record and the metrics records after ``since_epoch``, as of one moment, on the event loop.
+        """The record, then the metrics records after ``since_epoch``, on the event loop (batched reads).
 
-        One MULTI: a record that is terminal in the reply comes with every epoch its job recorded. An
-        archived list is read from storage in a thread. Without an asyncio client, the sync reads.
+        The record is read first: a job records its last epoch before it turns terminal, so a record that
+        is terminal comes with every epoch. An archived list is read from storage in a thread. Without an
+        asyncio client, the sync reads.
         """
         if self.ar is None:
-            metrics = self.metrics(tenant, job_id, since_epoch)
-            return self.get(tenant, job_id), metrics
+            return self.get(tenant, job_id), self.metrics(tenant, job_id, since_epoch)
         if not plausible_id(job_id, "job_"):
             raise NotFound("job", job_id)
-        pipe = self.ar.client.pipeline()
-        pipe.hgetall(key("job", job_id))
-        pipe.lrange(key("job", job_id, "metrics"), since_epoch, -1)
-        raw, items = await pipe.execute()
+        raw = await self.ar.hgetall(key("job", job_id))
         record = self._owned(tenant, job_id, raw)
         if raw.get("metrics_archived"):
             return record, await asyncio.to_thread(self.metrics, tenant, job_id, since_epoch)
+        items = await self.ar.lrange(key("job", job_id, "metrics"), since_epoch, -1)
+        if not items and record["status"] in TERMINAL:
+            # Archived between the two reads: the list has moved to storage.
+            raw = await self.ar.hgetall(key("job", job_id))
+            if raw.get("metrics_archived"):
+                return record, await asyncio.to_thread(self.metrics, tenant, job_id, since_epoch)
         return record, [json.loads(item) for item in items]
 
     def archive_metrics(self, job_id: str) -> bool:

@@ -30,43 +30,58 @@ def connect_async(url: str) -> redis.asyncio.Redis:
 
 
 class PipelinedReads:
-    """``HGETALL`` on the event loop, the reads of many concurrent requests sent as one pipeline.
+    """Reads on the event loop (``HGETALL``, ``LRANGE``, ``ZRANK``), those of many concurrent requests sent as
+    one pipeline over one connection.
 
     The DataLoader pattern: a read waits for the pipeline in flight (if any) to
     return, then goes out together with every other read issued meanwhile, so
     under load one round trip and one pass of redis-py's per-call machinery
     serve a whole batch (about 15-20 µs of CPU per read instead of about 70
-    for a lone ``await client.hgetall``). A lone read goes out in the next
-    tick of the loop, as a plain command. Every read gets the reply to its own command; an error of one
-    command fails that read only, a lost connection every read of the batch.
-    Nothing is cached: each read is sent to Redis after it was issued.
+    for a lone ``await client.hgetall``), and a thousand event streams need one
+    connection, not a thousand (redis-py's asyncio pool holds 100). A lone read
+    goes out in the next tick of the loop, as a plain command. Every read gets
+    the reply to its own command; an error of one command fails that read only,
+    a lost connection every read of the batch. Nothing is cached: each read is
+    sent to Redis after it was issued.
     """
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self.client = client
-        self._queued: list[tuple[str, asyncio.Future[dict[str, str]]]] = []
+        self._queued: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
 
     async def hgetall(self, name: str) -> dict[str, str]:
         """The hash at ``name`` (empty when there is none)."""
-        future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
-        self._queued.append((name, future))
+        reply: dict[str, str] = await self._call("hgetall", name)
+        return reply
+
+    async def lrange(self, name: str, start: int, end: int) -> list[str]:
+        reply: list[str] = await self._call("lrange", name, start, end)
+        return reply
+
+    async def zrank(self, name: str, member: str) -> int | None:
+        reply: int | None = await self._call("zrank", name, member)
+        return reply
+
+    async def _call(self, command: str, *args: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.append((command, args, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send())
         return await future
 
     async def _send(self) -> None:
         # One pipeline at a time: the reads queued while it is out form the next batch.
-        batch: list[tuple[str, asyncio.Future[dict[str, str]]]] = []
+        batch: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
                 replies: list[Any]
                 try:
-                    replies = await self._read([name for name, _ in batch])
+                    replies = await self._read([(command, args) for command, args, _ in batch])
                 except (redis.RedisError, OSError) as exc:  # the connection: every read of the batch fails
                     replies = [copy.copy(exc) for _ in batch]  # one each: a raise extends its traceback
-                for (_, future), reply in zip(batch, replies, strict=True):
+                for (_, _, future), reply in zip(batch, replies, strict=True):
                     if future.done():  # its request was cancelled
                         continue
                     if isinstance(reply, BaseException):
@@ -75,7 +90,7 @@ class PipelinedReads:
                         future.set_result(reply)
                 batch = []
         except BaseException as exc:  # cancelled (shutdown), or a bug: no read may wait forever
-            for _, future in [*batch, *self._queued]:
+            for _, _, future in [*batch, *self._queued]:
                 if not future.done():
                     future.set_exception(redis.ConnectionError(f"the read was abandoned: {exc!r}"))
             self._queued = []
@@ -83,12 +98,13 @@ class PipelinedReads:
         finally:
             self._sender = None
 
-    async def _read(self, names: list[str]) -> list[Any]:
-        if len(names) == 1:  # a lone read: a plain command costs half of a pipeline of one
-            return [await self.client.hgetall(names[0])]
+    async def _read(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        if len(calls) == 1:  # a lone read: a plain command costs half of a pipeline of one
+            command, args = calls[0]
+            return [await getattr(self.client, command)(*args)]
         pipe = self.client.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(name)
+        for command, args in calls:
+            getattr(pipe, command)(*args)
         return list(await pipe.execute(raise_on_error=False))
 
     async def aclose(self) -> None:

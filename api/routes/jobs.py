@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, get_args
 
 import anyio
+import redis
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -131,6 +132,10 @@ async def job_events(
                 record, records = await state.jobs.progress_async(tenant, job_id, sent)
             except NotFound:
                 yield 'event: end\ndata: {"status": "deleted"}\n\n'
+                return
+            except redis.RedisError as exc:
+                # The response has started: end the stream; the client resumes with Last-Event-ID.
+                log.warning("event stream of job %s ended, Redis failed: %s", job_id, exc)
                 return
             for item in records:
                 sent = int(item["epoch"])

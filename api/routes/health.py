@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -41,13 +39,11 @@ def readyz(state: StateDep) -> JSONResponse:
 
 def _storage(state: StateDep) -> str:
     """``ok``, or why the data directory is nearly full (object storage has no such floor)."""
-    settings = state.settings
-    if settings.storage_url:
-        return "ok"
     try:
-        free = shutil.disk_usage(settings.data_dir).free
+        free = state.artifacts.storage.free_bytes()
     except OSError as exc:
         return f"unknown: {exc.strerror or exc}"
-    if free < settings.storage_min_free_bytes:
-        return f"low: {free:,} bytes free in the data directory, below the floor of {settings.storage_min_free_bytes:,}"
+    floor = state.settings.storage_min_free_bytes
+    if free is not None and free < floor:
+        return f"low: {free:,} bytes free in the data directory, below the floor of {floor:,}"
     return "ok"

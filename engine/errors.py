@@ -38,7 +38,7 @@ class DatasetError(EngineError):
 
 
 class DivergenceError(EngineError):
-    """Training produced a non-finite loss or parameter."""
+    """Training produced a non-finite loss or parameter, or a train loss that grew without bound."""
 
     code = "diverged"
 

@@ -28,6 +28,18 @@ from engine.spec import MONITORS, TrainSpec
 #: ``should_stop`` is polled every this many batches (and at every epoch end).
 CHECK_EVERY_BATCHES = 16
 
+#: A run has diverged when an epoch's train loss exceeds this multiple of its reference:
+#: the train loss of the initialized network, before any update, or :data:`DIVERGENCE_LOSS_FLOOR`
+#: if that is smaller. The reference is taken before training because a learning rate far
+#: too large has usually blown the loss up by many orders of magnitude within the first epoch.
+#: Losses are means over samples and (for regression) of standardized targets, so a healthy
+#: run stays within a few multiples of where it started whatever the data's scale.
+DIVERGENCE_FACTOR = 1e6
+
+#: Lower bound of the divergence reference, so a near-zero starting loss does not make
+#: ordinary fluctuations look like divergence.
+DIVERGENCE_LOSS_FLOOR = 1e-3
+
 EpochCallback = Callable[[dict[str, Any], "Trainer"], None]
 StopCallback = Callable[[], "str | None"]
 
@@ -95,6 +107,25 @@ class Trainer:
         self._prox_scratch = np.zeros(net.n_weights, dtype=self.dtype)
         batch = min(spec.training.batch_size, len(data.y_train))
         self._xb = np.zeros((batch, data.n_features), dtype=self.dtype)
+        # The same seed initializes the same parameters, so a resumed run computes the same value.
+        self.initial_loss = self._train_loss()
+
+    def _train_loss(self) -> float:
+        """Mean data loss of the current parameters on the train split (no dropout, no penalty)."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return losses.loss(self.network.head, self.network.forward(self.data.X_train), self.data.y_train)
+
+    @property
+    def divergence_threshold(self) -> float:
+        """The train loss past which a run counts as diverged (see :data:`DIVERGENCE_FACTOR`).
+
+        Infinite when the initial loss is not finite (nothing to compare with; NaN and
+        infinite losses still count as divergence).
+        """
+        reference = self.initial_loss
+        if not math.isfinite(reference):
+            return math.inf
+        return DIVERGENCE_FACTOR * max(reference, DIVERGENCE_LOSS_FLOOR)
 
     def _hidden(self) -> list[int]:
         return list(self.spec.model.hidden_layers) if self.spec.model.type == "mlp" else []
@@ -180,15 +211,22 @@ class Trainer:
         record["epoch_seconds"] = time.perf_counter() - self._epoch_started
         record["samples_per_second"] = len(self.data.y_train) / train_seconds if train_seconds > 0 else None
         record["timestamp"] = time.time()
-        if not (math.isfinite(record["train_loss"]) and np.isfinite(self.network.params).all()):
-            raise DivergenceError(
-                self.epoch,
-                "the loss or a weight became NaN or infinite; lower optimizer.learning_rate or add regularization",
-            )
+        self._check_divergence(record["train_loss"])
         self.history.append(record)
         self._completed_params[:] = self.network.params
         self._update_best(record)
         return record
+
+    def _check_divergence(self, train_loss: float) -> None:
+        advice = "lower optimizer.learning_rate or add regularization"
+        if not (math.isfinite(train_loss) and np.isfinite(self.network.params).all()):
+            raise DivergenceError(self.epoch, f"the loss or a weight became NaN or infinite; {advice}")
+        if train_loss > self.divergence_threshold:
+            raise DivergenceError(
+                self.epoch,
+                f"the train loss grew to {train_loss:.3g}, more than {DIVERGENCE_FACTOR:.0e} times its value "
+                f"before training ({max(self.initial_loss, DIVERGENCE_LOSS_FLOOR):.3g}); {advice}",
+            )
 
     def evaluate(self) -> dict[str, Any]:
         """Metrics of the current parameters on the train and validation splits (no dropout)."""
@@ -305,7 +343,8 @@ def train(
     Raises
     ------
     DivergenceError
-        The loss or a parameter became non-finite.
+        The loss or a parameter became non-finite, or the train loss grew past
+        :data:`DIVERGENCE_FACTOR` times its value before training.
     DatasetError, CheckpointError, EngineError
     """
     data = prepare(

@@ -5,9 +5,17 @@ upload's spooled temporary file), so memory stays near the size of the parsed
 arrays however large the file: the first pass counts rows and decides each
 column's type, the second converts the cells into a preallocated matrix.
 
-- Delimiter: given (``delimiter``) or detected among comma, semicolon, tab
-  and pipe from the first lines: the candidate that splits the header into
-  the most columns *and* the rows into as many fields wins.
+- Delimiter: given (``delimiter``), declared by a first line ``sep=X`` (as
+  Excel writes it; the line is skipped, and a given ``delimiter`` still wins),
+  or detected among comma, semicolon, tab and pipe from the first lines: the
+  candidate that splits the header into the most columns *and* the rows into
+  as many fields wins.
+- Decimal mark: given (``decimal``), else ``.`` — except that in a file
+  delimited by a semicolon, tab or pipe a column that is not all numbers with
+  ``.`` but is all numbers with ``,`` as the decimal mark (``22,5``) is read
+  that way, with a note; ``decimal=.`` keeps such a column as text. A cell
+  that uses both marks (``1.234,5``: a thousands separator) keeps its column
+  as text, with a note.
 - Quoting: RFC 4180 (delimiters, doubled quotes and newlines inside quotes);
   UTF-8 with or without a byte-order mark; LF or CRLF line ends.
 - Missing values: an empty cell, and by default ``NA``, ``N/A``, ``NaN``,
@@ -37,6 +45,7 @@ import codecs
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -84,6 +93,13 @@ _SNIFF_LINES = 50
 _SNIFF_BYTES = 256 << 10
 #: Size of the pieces the header is read in while its columns are counted.
 _HEADER_PIECE = 64 << 10
+#: Excel's first line declaring the delimiter, ``sep=;`` (also quoted, any letter case, any line end).
+_SEP_LINE = re.compile(rb'"?[sS][eE][pP]=([\t\x20-\x7e])"?[ \t]*(?:\r\n|\n|\r)?')
+#: A number with '.' grouping thousands and ',' as the decimal mark: 1.234,5 or -12.000.000.
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?")
+_SEP_LINE_BYTES = 64
+#: The delimiters of files in which a column may use a decimal comma without ``decimal`` given.
+_COMMA_DECIMAL_DELIMITERS = frozenset(";\t|")
 
 
 def parse_csv(
@@ -91,7 +107,7 @@ def parse_csv(
     target: str | None = None,
     *,
     delimiter: str | None = None,
-    decimal: str = ".",
+    decimal: str | None = None,
     na_values: Iterable[str] | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_columns: int = DEFAULT_MAX_COLUMNS,
@@ -111,8 +127,10 @@ def parse_csv(
         or ``""``: the last column.
     delimiter : str or None
         One character (``"\\t"`` or ``"tab"`` for a tab); None: detected.
-    decimal : {".", ","}
-        The decimal mark of numbers.
+    decimal : {".", ","} or None
+        The decimal mark of numbers.  None: ``.``, except for the columns of a
+        semicolon-, tab- or pipe-delimited file that read as numbers only with
+        a decimal comma (each read with ``,``, and a note says which).
     na_values : iterable of str or None
         Cells read as missing besides the empty cell (any letter case); None:
         :data:`NA_VALUES`.
@@ -142,20 +160,28 @@ def parse_csv(
         value, or a size limit.
     """
     source: IO[bytes] = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
-    if decimal not in (".", ","):
+    if decimal is not None and decimal not in (".", ","):
         raise ParseError(f"decimal must be '.' or ',', got {decimal!r}", field="decimal")
     size = source.seek(0, io.SEEK_END)
     budget = decoded_budget(size, max_expansion, max_decompressed_bytes)
-    given = _given_delimiter(delimiter, decimal)
     source.seek(0)
     if source.read(2) in (b"\xff\xfe", b"\xfe\xff"):
         raise ParseError("the file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8)", field="file")
-    _check_header_width(source, [given] if given else [d for d in DELIMITERS if d != decimal], max_columns)
-    sep = given or _detect_delimiter(source, decimal)
+    declared, body_start = _declared_delimiter(source)
+    given = _given_delimiter(delimiter, decimal or ".") or declared
+    if given is not None and given == decimal:
+        raise ParseError(f"the delimiter and the decimal mark are both {given!r}", field="delimiter")
+    seps = [given] if given else [d for d in DELIMITERS if d != decimal]
+    _check_header_width(source, seps, max_columns, body_start)
+    sep = given or _detect_delimiter(source, decimal or ".")
     missing = _na_set(na_values)
+    # Without a given decimal mark, a column may turn out to use a decimal comma: it is counted both ways.
+    guess_comma = decimal is None and sep in _COMMA_DECIMAL_DELIMITERS
+    decimal = decimal or "."
+    skip = 1 if body_start else 0
 
     # Pass 1: header, row count, ragged rows, and what each column holds.
-    records = _records(source, sep)
+    records = _records(source, sep, skip)
     first = next(records, None)
     if first is None:
         raise ParseError("the file is empty", field="file")
@@ -171,6 +197,7 @@ def parse_csv(
     t = _target_index(names, target)
     width = len(names)
     stats = [_Stats() for _ in names]
+    comma_stats = [_Stats() for _ in names] if guess_comma else None
     ragged: list[BadCell] = []
     n_ragged = 0
     n_rows = 0
@@ -202,14 +229,26 @@ def parse_csv(
         block = _all_numbers([row for _, _, row in good]) if decimal == "." else None
         blocks.append(block)
         if block is not None:
-            for column_stats in stats:  # the common case, a complete numeric chunk: one NumPy call
+            for column_stats in [*stats, *(comma_stats or ())]:  # the common case, a complete numeric chunk
                 column_stats.numbers += len(good)
             continue
         for c, column_stats in enumerate(stats):
-            column_stats.scan(good, c, missing, decimal)
+            seen = column_stats.missing, column_stats.numbers
+            clean = column_stats.scan(good, c, missing, decimal)
+            if comma_stats is None:
+                continue
+            if clean:  # only numbers with '.': the same numbers with ','
+                comma_stats[c].missing += column_stats.missing - seen[0]
+                comma_stats[c].numbers += column_stats.numbers - seen[1]
+            else:
+                comma_stats[c].scan(good, c, missing, ",")
     if n_rows == 0:
         raise ParseError("no data rows: the file has a header but no data", field="file")
 
+    decimals = [decimal] * width
+    comma_notes: list[str] = []
+    if comma_stats is not None:
+        decimals, comma_notes = _choose_decimal_commas(names, stats, comma_stats)
     types = [s.kind(target=(c == t)) for c, s in enumerate(stats)]
     _raise_bad_cells(names, types, stats, ragged, n_ragged)
     if types[t] == "empty":
@@ -228,7 +267,7 @@ def parse_csv(
     if not all(types[c] == "numeric" for c in [*keep, t]):
         blocks = [None] * len(blocks)
     start = 0
-    for k, rows in enumerate(_pass_two(source, sep, blocks)):
+    for k, rows in enumerate(_pass_two(source, sep, blocks, skip)):
         block, blocks[k] = blocks[k], None  # freed as X fills
         stop = start + (len(block) if block is not None else len(rows))
         if block is not None:
@@ -238,10 +277,10 @@ def parse_csv(
             continue
         for j, c in enumerate(keep):
             cells = [row[c].strip() for row in rows]
-            X[start:stop, j] = _convert(cells, types[c], missing, decimal, indexes.get(c))
+            X[start:stop, j] = _convert(cells, types[c], missing, decimals[c], indexes.get(c))
         cells = [row[t].strip() for row in rows]
         y_values[start:stop] = _convert(
-            cells, types[t] if target_numeric else "categorical", missing, decimal, indexes.get(t)
+            cells, types[t] if target_numeric else "categorical", missing, decimals[t], indexes.get(t)
         )
         start = stop
 
@@ -261,10 +300,13 @@ def parse_csv(
     column_types = tuple(types[c] for c in keep)
     summary = summarize(X, column_types, levels, feature_names)
     summary.append(summarize_target(names[t], y))
-    notes = tuple(
-        f"column {names[c]!r} has no values (every cell is missing) and was left out"
-        for c in range(width)
-        if types[c] == "empty"
+    notes = (
+        *comma_notes,
+        *(
+            f"column {names[c]!r} has no values (every cell is missing) and was left out"
+            for c in range(width)
+            if types[c] == "empty"
+        ),
     )
     categorical = any(k == "categorical" for k in column_types)
     return ParsedDataset(
@@ -290,8 +332,9 @@ class _Lines:
     is bounded too.
     """
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, source: IO[bytes], skip: int = 0) -> None:
         self.source = source
+        self.skip = skip  # leading lines not yielded (a ``sep=`` line); they still count in line numbers
         self.record_bytes = 0
 
     def __iter__(self) -> Iterator[str]:
@@ -308,7 +351,10 @@ class _Lines:
                     kind="too_large",
                     field="file",
                 )
-            yield _decode_line(raw, number, offset)
+            if number <= self.skip:
+                self.record_bytes = 0
+            else:
+                yield _decode_line(raw, number, offset)
             offset += len(raw)
 
 
@@ -324,36 +370,38 @@ def _decode_line(raw: bytes, number: int, offset: int) -> str:
         ) from exc
 
 
-def _records(source: IO[bytes], sep: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(first physical line, fields)`` of each non-blank record.
+def _records(source: IO[bytes], sep: str, skip: int = 0) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(first physical line, fields)`` of each non-blank record, after the first ``skip`` lines.
 
     ``strict=True`` turns stray or unclosed quotes into errors instead of
     silently swallowing the rest of the file into one field.
     """
-    lines = _Lines(source)
+    lines = _Lines(source, skip)
     reader = csv.reader(lines, delimiter=sep, strict=True)
-    previous = 0
+    previous = skip
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ParseError(f"malformed CSV at line {reader.line_num}: {exc}", field="file") from exc
+            raise ParseError(f"malformed CSV at line {skip + reader.line_num}: {exc}", field="file") from exc
         lines.record_bytes = 0
         start = previous + 1  # a quoted field may span lines: report where the record starts
-        previous = reader.line_num
+        previous = skip + reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         yield start, row
 
 
-def _pass_two(source: IO[bytes], sep: str, blocks: list[NDArray[np.float64] | None]) -> Iterator[list[list[str]]]:
+def _pass_two(
+    source: IO[bytes], sep: str, blocks: list[NDArray[np.float64] | None], skip: int
+) -> Iterator[list[list[str]]]:
     """The data rows of each chunk of pass 1 — without reading the file again when pass 1 kept every chunk."""
     if all(block is not None for block in blocks):
         yield from ([] for _ in blocks)
         return
-    records = _records(source, sep)
+    records = _records(source, sep, skip)
     next(records)  # the header
     for chunk in _chunks(records):
         yield [row for _, row in chunk]
@@ -389,15 +437,69 @@ def _given_delimiter(given: str | None, decimal: str) -> str | None:
     return sep
 
 
-def _check_header_width(source: IO[bytes], seps: list[str], max_columns: int) -> None:
+def _choose_decimal_commas(names: list[str], dot: list[_Stats], comma: list[_Stats]) -> tuple[list[str], list[str]]:
+    """Each column's decimal mark when none was given, and the notes that say which columns use a comma.
+
+    A column is read with a decimal comma when it is not all finite numbers with ``.`` and it is with ``,``;
+    its stats in ``dot`` are replaced by those in ``comma``. A column most of whose cells read with a comma
+    but some not (typically ``1.234,5``, a thousands separator) stays as it was, with a note.
+    """
+    decimals = ["."] * len(names)
+    converted: list[str] = []
+    notes: list[str] = []
+    for c, (d, k) in enumerate(zip(dot, comma, strict=True)):
+        if d.all_numbers():
+            continue
+        if k.all_numbers():  # some cells read as numbers only with ','
+            decimals[c] = ","
+            dot[c] = k
+            converted.append(names[c])
+            continue
+        present = k.numbers + k.booleans + k.others
+        grouped = [value for _, _, value, _ in k.odd if _THOUSANDS.fullmatch(value)]
+        if grouped or (k.numbers > d.numbers and k.numbers >= NUMERIC_MAJORITY * present):
+            example = (grouped or [k.odd[0][2]])[0]
+            n_other = present - k.numbers
+            notes.append(
+                f"column {names[c]!r} looks like numbers with a decimal comma, but {n_other:,} of its {present:,} "
+                f"cells (such as {shorten(example)!r}) {'is' if n_other == 1 else 'are'} not, so it was read as "
+                "text; remove thousands separators, or send decimal=, to have those cells listed as errors"
+            )
+    if converted:
+        listed = ", ".join(repr(name) for name in converted)
+        notes.insert(
+            0,
+            f"{count(len(converted), 'column')} ({listed}) {'uses' if len(converted) == 1 else 'use'} a decimal "
+            f"comma (as in 22,5) and {'was' if len(converted) == 1 else 'were'} read as numbers; send decimal=. "
+            "to keep such columns as text",
+        )
+    return decimals, notes
+
+
+def _declared_delimiter(source: IO[bytes]) -> tuple[str | None, int]:
+    """A first line ``sep=X`` (as Excel writes it): ``(X, the byte offset after the line)``, else ``(None, 0)``."""
+    source.seek(0)
+    raw = source.readline(_SEP_LINE_BYTES)
+    text = raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw
+    match = _SEP_LINE.fullmatch(text)
+    if match is None:
+        return None, 0
+    sep = match.group(1).decode("ascii")
+    if sep in '"\r\n' or sep.isalnum():
+        return None, 0
+    return sep, len(raw)
+
+
+def _check_header_width(source: IO[bytes], seps: list[str], max_columns: int, start: int = 0) -> None:
     """Refuse a header of more than ``max_columns`` columns, or longer than a record may be, before it is split.
 
     The header (the first line with content, quoted line breaks included) is read
     in pieces of :data:`_HEADER_PIECE` bytes; the delimiters outside quotes are
     counted for each candidate, so a single 60 MB line costs one piece per
-    ``max_columns`` delimiters, never a list of millions of strings.
+    ``max_columns`` delimiters, never a list of millions of strings.  ``start``:
+    the byte offset the header's search begins at (after a ``sep=`` line).
     """
-    source.seek(0)
+    source.seek(start)
     marks = [sep.encode() for sep in seps]
     counts = [0] * len(marks)
     quoted = content = False
@@ -524,13 +626,16 @@ class _Stats:
     #: The first odd cells in reading order: (row, line, value, "text" | "nonfinite").
     odd: list[tuple[int, int, str, str]] = field(default_factory=list)
 
-    def scan(self, rows: list[tuple[int, int, list[str]]], c: int, missing: frozenset[str], decimal: str) -> None:
-        """Count the cells of column ``c`` in ``rows`` ((row number, line, fields) each)."""
+    def scan(self, rows: list[tuple[int, int, list[str]]], c: int, missing: frozenset[str], decimal: str) -> bool:
+        """Count the cells of column ``c`` in ``rows`` ((row number, line, fields) each).
+
+        True when every present cell is a finite number.
+        """
         cells = [row[c].strip() for _, _, row in rows]
         present = [v for v in cells if v not in missing]
         self.missing += len(cells) - len(present)
         if not present:
-            return
+            return True
         numeric = [v.replace(",", ".") for v in present] if decimal == "," else present
         try:
             values = np.array(numeric, dtype=np.float64)
@@ -538,10 +643,10 @@ class _Stats:
             values = None
         if values is not None and bool(np.isfinite(values).all()):
             self.numbers += len(present)
-            return
+            return True
         if len(self.odd) >= MAX_BAD_CELLS:
             self._count(present, numeric)
-            return
+            return False
         for (number, line, _), cell in zip(rows, cells, strict=True):
             if cell in missing:
                 continue
@@ -563,6 +668,7 @@ class _Stats:
                 self.nonfinite += 1
                 if len(self.odd) < MAX_BAD_CELLS:
                     self.odd.append((number, line, cell, "nonfinite"))
+        return False
 
     def _count(self, present: list[str], numeric: list[str]) -> None:
         """Only the counts, once the first odd cells are recorded: numbers, non-finite ones, booleans, others."""
@@ -578,6 +684,10 @@ class _Stats:
         n_booleans = sum(v.lower() in _TRUE or v.lower() in _FALSE for v in present) if n_numbers < len(present) else 0
         self.booleans += n_booleans
         self.others += len(present) - n_numbers - n_booleans
+
+    def all_numbers(self) -> bool:
+        """Every present cell is a finite number (and there is one)."""
+        return self.numbers > 0 and not (self.booleans or self.others or self.nonfinite)
 
     def kind(self, *, target: bool) -> str:
         """numeric | boolean | categorical | empty (a target is numeric or categorical)."""

@@ -79,7 +79,7 @@ async def create_from_file(state: AppState, tenant: str, upload: FileUpload) -> 
                 content_type=upload.content_type,
                 target=upload.target,
                 delimiter=upload.delimiter,
-                decimal=upload.decimal or ".",
+                decimal=upload.decimal,
                 na_values=upload.na_values,
                 max_rows=settings.max_upload_rows,
                 max_columns=settings.max_upload_columns,

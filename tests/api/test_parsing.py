@@ -612,3 +612,99 @@ def test_csv_float64_size_is_bounded_like_a_decompression():
     with pytest.raises(ParseError) as info:
         parse_csv(data, max_decompressed_bytes=1_000_000)
     assert info.value.kind == "too_large" and "float64" in info.value.detail
+
+
+# --------------------------------------------------------------------------- decimal commas and sep= lines
+
+# A semicolon export with decimal commas: a numeric target, a column of integers with one decimal, text, gaps.
+COMMA_DECIMALS = "price;rooms;city;area\n22,5;3;Lyon;80,25\n1,5e3;2;Paris;NA\n-0,75;4;Lyon;100\n;1,5;Nice;45,5\n"
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_decimal_commas_are_detected_with_a_note(sep: str):
+    data = COMMA_DECIMALS.replace(";", sep).encode()
+    detected, given = parse_csv(data), parse_csv(data, decimal=",")
+    np.testing.assert_array_equal(detected.X, given.X)
+    np.testing.assert_array_equal(detected.y, given.y)
+    assert detected.column_types == given.column_types == ("numeric", "numeric", "categorical")
+    np.testing.assert_array_equal(detected.X[:, 0], [22.5, 1500.0, -0.75, np.nan])
+    np.testing.assert_array_equal(detected.X[:, 1], [3, 2, 4, 1.5])
+    np.testing.assert_array_equal(detected.y, [80.25, np.nan, 100.0, 45.5])
+    assert detected.notes == (
+        "3 columns ('price', 'rooms', 'area') use a decimal comma (as in 22,5) and were read as numbers; "
+        "send decimal=. to keep such columns as text",
+    )
+    assert given.notes == ()
+
+
+def test_csv_explicit_decimal_point_keeps_decimal_comma_columns_as_text():
+    parsed = parse_csv(b"a;b;y\n22,5;1;0\n1,5;2;1\n3,25;3;1\n", decimal=".")
+    assert parsed.column_types == ("categorical", "numeric") and parsed.notes == ()
+    plain = parse_csv(b"a;b;y\n22.5;1;0\n1.5;2;1\n3;3;1\n")
+    assert plain.column_types == ("numeric", "numeric") and plain.notes == ()
+    np.testing.assert_array_equal(plain.X[:, 0], [22.5, 1.5, 3])
+
+
+def test_csv_comma_delimited_files_never_read_a_decimal_comma():
+    parsed = parse_csv(b'a,b,y\n"22,5",1,0\n"1,5",2,1\n')
+    assert parsed.column_types == ("categorical", "numeric") and parsed.notes == ()
+
+
+def test_csv_header_after_a_sep_line_is_counted_before_it_is_split():
+    header = ";".join(f"c{i}" for i in range(50)).encode()
+    with pytest.raises(ParseError, match="the header has 50 columns") as info:
+        parse_csv(b"sep=;\r\n" + header + b"\r\n" + b"1;" * 49 + b"1\r\n", max_columns=10)
+    assert info.value.kind == "too_large"
+
+
+def test_csv_thousands_separators_keep_the_column_as_text_with_a_note():
+    parsed = parse_csv(b"a;b;y\n1.234,5;x;1\n2.000;y;2\n3,5;x;3\n")
+    assert parsed.column_types == ("categorical", "categorical")
+    assert parsed.levels is not None and parsed.levels[0] == ("1.234,5", "2.000", "3,5")
+    (note,) = parsed.notes
+    assert note.startswith("column 'a' looks like numbers with a decimal comma, but 1 of its 3 cells")
+    assert "'1.234,5'" in note and "decimal=," in note
+
+
+def test_csv_a_typo_in_a_decimal_comma_column_keeps_it_as_text_with_a_note():
+    rows = "".join(f"{i},5;{i}\n" for i in range(19))
+    parsed = parse_csv(f"a;y\n{rows}1,5x;3\n".encode())
+    assert parsed.column_types == ("categorical",)
+    (note,) = parsed.notes
+    assert "1 of its 20 cells (such as '1,5x') is not" in note
+    with pytest.raises(ParseError, match="'1,5x' is not a number"):
+        parse_csv(f"a;y\n{rows}1,5x;3\n".encode(), decimal=",")
+
+
+def test_csv_decimal_comma_first_seen_in_a_late_chunk():
+    rows = "\n".join(f"{i};{i}" for i in range(20_000))
+    parsed = parse_csv(f"a;y\n{rows}\n2,5;1\n".encode())
+    assert parsed.column_types == ("numeric",) and parsed.X[-1, 0] == 2.5 and parsed.X[0, 0] == 0
+    assert parsed.X.shape == (20_001, 1) and "'a'" in parsed.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("first", "sep"),
+    [(b"sep=;", ";"), (b'"sep=;"', ";"), (b"SEP=|", "|"), (b"sep=\t", "\t"), (b"\xef\xbb\xbfsep=;", ";")],
+)
+def test_csv_excel_sep_line_declares_the_delimiter(first: bytes, sep: str):
+    body = "a;b;y\r\n1,5;x;0\r\n2;y;1\r\n".replace(";", sep).encode()
+    parsed = parse_csv(first + b"\r\n" + body)
+    assert parsed.feature_names == ("a", "b") and parsed.target_name == "y"
+    np.testing.assert_array_equal(parsed.X[:, 0], [1.5, 2])
+    assert parsed.y.tolist() == [0, 1]
+
+
+def test_csv_sep_line_counts_in_line_numbers_and_a_given_delimiter_wins():
+    with pytest.raises(ParseError) as info:
+        parse_csv(b"sep=;\na;y\n1;2\noops;3\n" + b"4;5\n" * 20)
+    assert "row 2 (line 4)" in info.value.detail
+    parsed = parse_csv(b"sep=,\na;b;y\n1;2;3\n", delimiter=";")
+    assert parsed.feature_names == ("a", "b")
+    with pytest.raises(ParseError, match="both ','"):
+        parse_csv(b"sep=,\na,y\n1,2\n", decimal=",")
+
+
+def test_csv_a_header_named_like_sep_is_only_skipped_when_it_declares_one_character():
+    parsed = parse_csv(b"sep=ab,y\n1,2\n3,4\n")
+    assert parsed.feature_names == ("sep=ab",)

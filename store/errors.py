@@ -33,6 +33,18 @@ class InUse(Conflict):
         )
 
 
+class IdempotencyKeyReused(StoreError):
+    """An ``Idempotency-Key`` that created a job came again with a different (normalized) body."""
+
+    def __init__(self, idempotency_key: str, job_id: str) -> None:
+        self.idempotency_key = idempotency_key
+        self.job_id = job_id
+        super().__init__(
+            f"Idempotency-Key {idempotency_key!r} already created job {job_id} from a different request body; "
+            "send a new key for a new job (the same key with the same body returns that job)"
+        )
+
+
 class QuotaExceeded(StoreError):
     """The tenant has too many active jobs."""
 

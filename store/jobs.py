@@ -9,7 +9,8 @@ Layout (every key under the ``trainapi:`` prefix):
   number of epochs), so Redis keeps active jobs and finished jobs' summaries.
 - ``jobs:{tenant}`` sorted set: the tenant's job ids by creation sequence.
 - ``active:{tenant}`` set: the tenant's queued and running jobs (the quota).
-- ``idem:{tenant}:{key}``: the job an ``Idempotency-Key`` created (24 h).
+- ``idem:{tenant}:{key}``: the job an ``Idempotency-Key`` created and the fingerprint of its
+  normalized spec, ``"{job_id} {sha256 hex}"`` (24 h).
 - ``finished`` sorted set: finished jobs outside sweeps, by the time they
   finished (every script that ends a job adds it), so that retention
   (``TRAINAPI_RETENTION_DAYS``) finds the expired ones without a scan.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import json
 import logging
 import math
@@ -37,7 +39,15 @@ from typing import Any, cast, get_args
 import redis
 
 from store.artifacts import Artifacts
-from store.errors import Conflict, NotFound, QuotaExceeded, StaleAttempt, StorageFull, StoreError
+from store.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    NotFound,
+    QuotaExceeded,
+    StaleAttempt,
+    StorageFull,
+    StoreError,
+)
 from store.metrics import QUEUE_ORDER, STATUS_COUNTS, STATUS_KEYS, STATUS_LUA
 from store.outbox import EMIT_LUA, outbox_keys
 from store.redis import key, now_iso, plausible_id
@@ -306,16 +316,22 @@ class JobStore:
     ) -> tuple[dict[str, Any], bool]:
         """Create a queued job; returns ``(record, created)``.
 
-        With an ``idempotency_key`` already used by this tenant the earlier job
-        is returned and ``created`` is False. Sweep trials (``quota=False``) do
+        With an ``idempotency_key`` already used by this tenant for the same
+        ``spec`` the earlier job is returned and ``created`` is False; used for
+        another spec, IdempotencyKeyReused. Sweep trials (``quota=False``) do
         not count against the active-job quota: their sweep limits them.
         """
         job_id = "job_" + uuid.uuid4().hex
         idem = key("idem", tenant, idempotency_key) if idempotency_key else None
-        if idem is not None and not self.r.set(idem, job_id, nx=True, ex=IDEMPOTENCY_TTL):
+        fingerprint = spec_fingerprint(spec)
+        if idem is not None and not self.r.set(idem, f"{job_id} {fingerprint}", nx=True, ex=IDEMPOTENCY_TTL):
             existing = self.r.get(idem)
             if existing:
-                return self.get(tenant, existing), False
+                existing_id, _, existing_fingerprint = existing.partition(" ")
+                # A key stored before fingerprints were (a bare job id) matches any spec.
+                if existing_fingerprint and existing_fingerprint != fingerprint:
+                    raise IdempotencyKeyReused(cast(str, idempotency_key), existing_id)
+                return self.get(tenant, existing_id), False
         active = key("active", tenant)
         if quota and self.r.scard(active) >= max_active:
             if idem is not None:
@@ -748,6 +764,12 @@ def eta_seconds(record: dict[str, Any]) -> float | None:
     epochs = int(((record.get("spec") or {}).get("training") or {}).get("epochs", 0))
     per_epoch = float(record.get("epoch_seconds_recent") or latest["epoch_seconds"])
     return round(per_epoch * max(epochs - int(record.get("epochs_done") or 0), 0), 3)
+
+
+def spec_fingerprint(spec: dict[str, Any]) -> str:
+    """SHA-256 of a spec as canonical JSON (sorted keys): equal for equal specs whatever their key order."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _position(rank: int | None) -> int | None:

@@ -154,6 +154,8 @@ def input_width(job: JobSpec, dataset: dict[str, Any]) -> int:
 def create(state: AppState, tenant: str, job: JobSpec, idempotency_key: str | None = None) -> dict[str, Any]:
     """Admit, store and send a job; returns its record (the earlier one for a reused idempotency key).
 
+    A reused key whose normalized spec differs from the earlier job's is a 422 (``IdempotencyKeyReused``).
+
     A job the queue cannot take is discarded again and the caller gets a 503: nothing is left queued
     that no worker will ever see.
     """

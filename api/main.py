@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, status_route: bool = True) -
 
     # /docs and /redoc are served by api.routes.ui from vendored assets, so they work offline.
     app = FastAPI(
-        title="trainapi",
+        title="trainapi HTTP API",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,

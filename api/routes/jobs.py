@@ -110,7 +110,7 @@ def get_metrics(
     "/{job_id}/events",
     summary="Server-Sent Events: one `epoch` event per epoch, then one `end` event",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404, 429)},
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **responses(401, 404, 429)},
 )
 async def job_events(
     job_id: str,
@@ -210,7 +210,13 @@ def _weights_key(record: dict[str, Any], checkpoint: str | None, artifacts: Arti
     summary="Download the trained parameters",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}, "application/json": {}}},
+        200: {
+            "description": "The file: npz, safetensors and onnx as application/octet-stream, json as application/json",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/octet-stream", "application/json")
+            },
+        },
         **responses(401, 404, 409, 422, 503),
     },
 )

@@ -161,7 +161,7 @@ def cancel_sweep(sweep_id: str, tenant: TenantDep, state: StateDep) -> SweepPubl
     "/{sweep_id}/events",
     summary="Server-Sent Events: one `trial` event per finished trial, then one `end` event",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **responses(401, 404, 429)},
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **responses(401, 404, 429)},
 )
 async def sweep_events(
     sweep_id: str,

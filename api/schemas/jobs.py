@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from store.jobspec import JobSpec
 from store.statuses import JobStatus, StopReason
@@ -134,6 +134,12 @@ class MetricsList(BaseModel):
 
 
 Cell = float | str | bool | None
+ROW_SCHEMA: dict[str, JsonValue] = {
+    "title": "Row",
+    "description": "A list of cells in the order of the model's columns, or an object of cells keyed by column "
+    "name; a cell is a number, a string, true/false or null.",
+    "examples": [[5.1, 3.5, 1.4, 0.2], {"age": 41, "color": "red"}],
+}
 
 
 class PredictRequest(BaseModel):
@@ -150,6 +156,9 @@ class PredictRequest(BaseModel):
         description="Raw rows: lists in the order of the model's columns (the weights metadata's "
         "`feature_names`), or objects keyed by column name. A cell is a number, a text level, true/false, "
         "or null for a missing value (models trained on tables with gaps fill it as they were trained to).",
+        # A row's schema is left open: a union of a list and an object of a union of primitives is what the
+        # generators cannot build from plain lists (openapi-generator wraps each row and each cell in a model).
+        json_schema_extra={"items": ROW_SCHEMA},
     )
 
 

@@ -13,10 +13,41 @@ from store.jobspec import JOB_EXAMPLE, JobSpec
 from store.statuses import SweepStatus
 
 
+def _values_or_distribution(schema: dict[str, Any]) -> None:
+    """The JSON schema of :class:`Parameter`: one of two shapes, each with its required keys.
+
+    The shapes leave the other's keys unlisted rather than typed null (openapi-generator cannot build a
+    null-typed property), so a key of the other shape sent as null still matches, as the model accepts it;
+    ``propertyNames`` keeps out unknown keys. Rules that span values (``low`` < ``high``, ...) stay the model's.
+    """
+    props = schema.pop("properties")
+    schema.pop("additionalProperties", None)
+    schema["propertyNames"] = {"enum": list(props)}
+    schema["oneOf"] = [
+        {
+            "title": "ValuesParameter",
+            "type": "object",
+            "required": ["values"],
+            "properties": {"values": {**props["values"]["anyOf"][0], "description": "The values to try."}},
+        },
+        {
+            "title": "DistributionParameter",
+            "type": "object",
+            "required": ["distribution", "low", "high"],
+            "properties": {
+                "distribution": {**props["distribution"]["anyOf"][0], "description": "How values are drawn."},
+                "low": {"type": "number", "description": "Lower bound; > 0 for log_uniform."},
+                "high": {"type": "number", "description": "Upper bound, greater than `low`."},
+            },
+        },
+    ]
+    schema["examples"] = [{"values": [0, 0.0001, 0.001]}, {"distribution": "log_uniform", "low": 1e-5, "high": 0.1}]
+
+
 class Parameter(BaseModel):
     """One dimension of the search space: a list of ``values``, or a ``distribution`` with ``low`` and ``high``."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_values_or_distribution)
 
     values: list[Any] | None = Field(None, min_length=1, max_length=1000, examples=[[0, 0.0001, 0.001]])
     distribution: Literal["uniform", "log_uniform", "int_uniform"] | None = None

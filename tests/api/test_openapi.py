@@ -1,5 +1,8 @@
 """The OpenAPI document is valid and true: problem+json errors, enums, date-times, readable operationIds,
-the bearer scheme optional only in open mode, and 405s that list every method of the path."""
+the bearer scheme optional only in open mode, and 405s that list every method of the path. And it serves
+client generators: binary weights, string event streams, an info block that names no one else's package,
+request schemas whose defaults are optional, links between operations, and sweep parameters as one of two
+shapes (tests/api/test_generated_clients.py runs two generators on it)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from openapi_spec_validator import validate
+from pydantic import ValidationError
 
+from api import openapi
 from api.main import create_app
 from api.schemas.jobs import JobStatus
+from api.schemas.sweeps import Parameter
 from store.statuses import STATUSES
 from trainapi.keys import add_key
 from trainapi.settings import Settings
@@ -104,3 +111,99 @@ def test_a_405_lists_every_method_of_the_path(tmp_path):
     allow = asyncio.run(call())
     assert set(allow["/v1/jobs/x"].split(", ")) >= {"GET", "DELETE"}
     assert set(allow["/v1/datasets"].split(", ")) >= {"GET", "POST"}
+
+
+def test_weights_are_binary_and_event_streams_text(documents):
+    paths = documents["keyed"]["paths"]
+    weights = paths["/v1/jobs/{job_id}/weights"]["get"]["responses"]["200"]["content"]
+    assert list(weights) == ["application/octet-stream", "application/json"]  # npz, safetensors, onnx; json
+    assert all(media["schema"] == {"type": "string", "format": "binary"} for media in weights.values())
+    for path in ("/v1/jobs/{job_id}/events", "/v1/sweeps/{sweep_id}/events"):
+        assert paths[path]["get"]["responses"]["200"]["content"] == {
+            "text/event-stream": {"schema": {"type": "string"}}
+        }
+
+
+def test_the_info_names_no_one_elses_package(documents):
+    info = documents["keyed"]["info"]
+    # openapi-python-client names its distribution after the title: "<title>-client".
+    slug = "-".join(info["title"].lower().split())
+    assert f"{slug}-client" != "trainapi-client"
+    assert info["version"] and info["summary"] and info["description"]
+    assert info["license"] == {"name": "MIT", "identifier": "MIT"}
+
+
+def test_request_schemas_leave_defaults_optional(documents):
+    document = documents["keyed"]
+    schemas = document["components"]["schemas"]
+    request_side = openapi.request_schemas(document)
+    assert {"JobSpec", "TrainingSpec", "SweepCreate", "Pruning", "WebhookCreate", "PredictRequest"} <= request_side
+    for name in request_side:
+        for prop, schema in schemas[name].get("properties", {}).items():
+            # openapi-typescript makes a property with a default required, outside request bodies' own schemas.
+            assert "default" not in schema, (name, prop)
+    training = schemas["TrainingSpec"]
+    assert (
+        "epochs" not in training.get("required", [])
+        and "Default: `50`" in training["properties"]["epochs"]["description"]
+    )
+    sweep = schemas["SweepCreate"]
+    assert set(sweep["required"]) == {"base", "parameters"}
+    assert "Default: `2`" in sweep["properties"]["max_concurrent_trials"]["description"]
+
+
+def test_links_lead_from_each_resource_to_the_operations_on_it(documents):
+    document = documents["keyed"]
+    operations = {op["operationId"]: (path, op) for path, ops in document["paths"].items() for op in ops.values()}
+    expected = {
+        "create_job": {"get_job", "get_metrics", "job_events", "get_weights", "predict", "cancel_job", "delete_job"},
+        "create_sweep": {"get_sweep", "sweep_events", "cancel_sweep"},
+        "create_dataset": {"get_dataset", "dataset_rows", "delete_dataset"},
+        "create_webhook": {"get_webhook", "list_deliveries", "rotate_secret", "send_test", "delete_webhook"},
+    }
+    for source, targets in expected.items():
+        getter = targets & {"get_job", "get_sweep", "get_dataset", "get_webhook"}
+        for operation_id in (source, *getter):
+            _, op = operations[operation_id]
+            [status] = [s for s in op["responses"] if s.startswith("2")]
+            links = op["responses"][status]["links"]
+            assert set(links) == targets, operation_id
+            for link in links.values():
+                target_path, _ = operations[link["operationId"]]
+                [(parameter, expression)] = link["parameters"].items()
+                assert f"{{{parameter}}}" in target_path and expression == "$response.body#/id"
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        {"values": [0, 0.001]},
+        {"values": [1], "distribution": None, "low": None},
+        {"distribution": "log_uniform", "low": 0.0001, "high": 0.1},
+        {"distribution": "int_uniform", "low": 1, "high": 8, "values": None},
+        {},
+        {"values": [1], "distribution": "uniform", "low": 0, "high": 1},
+        {"distribution": "uniform", "low": 0},
+        {"distribution": "uniform", "low": None, "high": 1},
+        {"values": []},
+        {"values": [1], "other": 2},
+    ],
+)
+def test_a_sweep_parameter_is_values_or_a_distribution(documents, parameter):
+    """The schema says what the model accepts, but for the rules that span values (low < high, ...)."""
+    schema = documents["keyed"]["components"]["schemas"]["Parameter"]
+    try:
+        Parameter.model_validate(parameter)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    valid = jsonschema.Draft202012Validator(schema).is_valid(parameter)
+    assert valid == accepted, parameter
+    assert [option["title"] for option in schema["oneOf"]] == ["ValuesParameter", "DistributionParameter"]
+
+
+def test_predict_rows_are_no_union_of_primitives(documents):
+    """openapi-generator cannot build a row typed as a list or an object of any of four primitives."""
+    inputs = documents["keyed"]["components"]["schemas"]["PredictRequest"]["properties"]["inputs"]
+    assert inputs["type"] == "array" and inputs["minItems"] == 1 and inputs["maxItems"] == 10_000
+    assert not {"anyOf", "oneOf", "type"} & set(inputs["items"]) and inputs["items"]["title"] == "Row"

@@ -1,5 +1,11 @@
-"""``trainapi``: serve everything locally, or run the API or a worker on their own; manage keys;
-use the service from the terminal (``datasets``, ``jobs``, ``sweeps``: ``trainapi/commands.py``)."""
+"""The server's ``trainapi`` commands: serve everything locally, or run the API, a worker or the webhook
+consumer on their own; manage keys.
+
+The ``trainapi`` console script belongs to the client distribution (``trainapi_client/cli.py``, with
+``datasets``, ``jobs`` and ``sweeps``); this distribution adds its commands through the
+``trainapi.commands`` entry point (``pyproject.toml``). ``python -m trainapi.cli`` runs the same
+``trainapi`` with these commands, installed or not.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,16 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from trainapi import commands, logs
+from trainapi_client import cli as client_cli
+
+from trainapi import logs
 from trainapi.keys import KeyRing, add_key
-from trainapi.settings import Settings
+
+if TYPE_CHECKING:
+    from trainapi.settings import Settings
 
 log = logging.getLogger("trainapi")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -144,38 +156,55 @@ def keys_add(settings: Settings, tenant: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    logs.configure(settings.log_format)
-    parser = argparse.ArgumentParser(prog="trainapi", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve``, ``api``, ``worker``, ``webhooks`` and ``keys`` to the ``trainapi`` parser.
+
+    Defaults left unset here come from the settings (``TRAINAPI_HOST``, ``TRAINAPI_PORT``, ...) when the
+    command runs: reading them is slow, and the client commands never need them.
+    """
     p_serve = sub.add_parser("serve", help="Redis + workers + API on this machine")
     p_api = sub.add_parser("api", help="the HTTP API alone (needs TRAINAPI_REDIS_URL)")
     for p in (p_serve, p_api):
-        p.add_argument("--host", default=settings.host)
-        p.add_argument("--port", type=int, default=settings.port)
-    p_serve.add_argument("--workers", type=int, default=settings.workers)
+        p.add_argument("--host", help="default: $TRAINAPI_HOST, else 127.0.0.1")
+        p.add_argument("--port", type=int, help="default: $TRAINAPI_PORT, else 8000")
+    p_serve.add_argument("--workers", type=int, help="default: $TRAINAPI_WORKERS, else 1")
     p_worker = sub.add_parser("worker", help="a Celery worker alone (needs TRAINAPI_REDIS_URL)")
-    p_worker.add_argument("--concurrency", type=int, default=settings.worker_concurrency)
-    sub.add_parser("webhooks", help="the webhook delivery consumer alone (needs TRAINAPI_REDIS_URL)")
+    p_worker.add_argument("--concurrency", type=int, help="default: $TRAINAPI_WORKER_CONCURRENCY, else 1")
+    p_webhooks = sub.add_parser("webhooks", help="the webhook delivery consumer alone (needs TRAINAPI_REDIS_URL)")
     p_keys = sub.add_parser("keys", help="API keys")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_add = keys_sub.add_parser("add", help="create a key for TENANT, print it, store its hash")
     p_add.add_argument("tenant")
-    commands.add_parsers(sub)
-    args = parser.parse_args(argv)
-    if hasattr(args, "run"):
-        return commands.run(args)
+    for p in (p_serve, p_api, p_worker, p_webhooks, p_add):
+        p.set_defaults(main=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the server command ``args`` selected; its exit status."""
+    from trainapi.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    logs.configure(settings.log_format)
     if args.command == "serve":
-        return serve(settings, args.host, args.port, max(1, args.workers))
+        workers = args.workers if args.workers is not None else settings.workers
+        return serve(settings, args.host or settings.host, _or(args.port, settings.port), max(1, workers))
     if args.command == "api":
-        return run_api(settings, args.host, args.port)
+        return run_api(settings, args.host or settings.host, _or(args.port, settings.port))
     if args.command == "worker":
-        return run_worker(settings, max(1, args.concurrency))
+        return run_worker(settings, max(1, _or(args.concurrency, settings.worker_concurrency)))
     if args.command == "webhooks":
         return run_webhooks(settings)
     return keys_add(settings, args.tenant)
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``trainapi`` with the server's commands, whether or not its entry point is installed."""
+    return client_cli.main(argv, extra={"server": add_parsers})
 
 
 if __name__ == "__main__":

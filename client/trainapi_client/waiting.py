@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from rich import get_console
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn
 
 from trainapi_client.models import Job, Sweep
 
@@ -28,17 +29,25 @@ def _eta(seconds: float | None) -> str:
 
 
 class ProgressBar:
-    """A live bar on the terminal: epochs of a job (train/val loss, ETA) or finished trials of a sweep."""
+    """A live bar on the terminal: epochs of a job (train/val loss, ETA) or finished trials of a sweep.
+
+    The count (``epoch 7/12``, ``trials 3/8``) comes first and the bar gives way to the
+    text, so at 80 columns the count and the losses are whole; the job's or sweep's id
+    leads the line only on a terminal wide enough for it too.
+    """
+
+    #: The line's width with the id: id (36), count, a 40-column bar, losses, ETA and status.
+    WIDE = 140
 
     def __init__(self, console: Console | None = None) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[count]}"),
+        console = console or get_console()
+        columns: list[ProgressColumn] = [TextColumn("{task.description}")] if console.width >= self.WIDE else []
+        columns += [
+            TextColumn("[bold]{task.fields[count]}"),
+            BarColumn(bar_width=40),
             TextColumn("{task.fields[info]}"),
-            console=console,
-            transient=False,
-        )
+        ]
+        self.progress = Progress(*columns, console=console, transient=False)
         self.task: TaskID | None = None
 
     def __enter__(self) -> ProgressBar:

@@ -10,9 +10,11 @@ The public API a caller needs::
     blob = export.dumps(model, "safetensors")
 
 See :func:`engine.trainer.train` for callbacks, cancellation and resuming.
+Regularization paths and their cross-validation (glmnet's) are
+:func:`engine.paths.fit_path` and :func:`engine.paths.cv_path`.
 """
 
-from engine import export
+from engine import export, paths
 from engine.datasets import BUILTIN_DATASETS, Dataset, list_builtins, load_builtin
 from engine.errors import (
     CheckpointError,
@@ -44,5 +46,6 @@ __all__ = [
     "export",
     "list_builtins",
     "load_builtin",
+    "paths",
     "train",
 ]

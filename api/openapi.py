@@ -28,7 +28,11 @@ from fastapi.routing import APIRoute
 from trainapi.keys import KeyRing
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-BODY_ERRORS = {"400": "Malformed JSON", "413": "Body too large"}
+BODY_ERRORS = {
+    "400": "Malformed JSON",
+    "413": "Body too large",
+    "415": "Body not sent as `Content-Type: application/json`",
+}
 SUMMARY = "Train regularized models over HTTP: datasets, jobs, sweeps, weights, predictions, webhooks."
 LICENSE = {"name": "MIT", "identifier": "MIT"}
 

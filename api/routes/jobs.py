@@ -56,7 +56,14 @@ def create_job(
     response: Response,
     tenant: TenantDep,
     state: StateDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200, description="Retries return the same job.")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Retries with the same body return the same job (for 24 h); the key with a different "
+            "body is a 422.",
+        ),
+    ] = None,
 ) -> JobPublic:
     record = jobs_service.create(state, tenant, job, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{record['id']}"

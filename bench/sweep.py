@@ -3,7 +3,7 @@
 Usage::
 
     python bench/sweep.py              # the 16-trial sweep with 1 worker, then 2 workers; prints the speed-up
-    python bench/sweep.py --example    # also runs the README's l1 x l2 x dropout sweep: leaderboard, importance
+    python bench/sweep.py --example    # also runs docs/sweeps.md's l1 x l2 x dropout sweep: leaderboard, importance
     python bench/sweep.py --quick      # 4 trials, for a smoke test
     python bench/sweep.py --search     # TPE vs random: 40 trials each, 5 seeds, in-process (a few minutes)
 
@@ -266,9 +266,9 @@ def wall_time(quick: bool) -> dict[str, Any]:
 
 
 def example() -> dict[str, Any]:
-    """The README's worked example on two workers: its leaderboard and importance."""
+    """docs/sweeps.md's worked example on two workers: its leaderboard and importance."""
     seconds, view = run(EXAMPLE, 2)
-    print(f"\nREADME example ({view['n_trials']} trials, {seconds:.1f} s with 2 workers):\n")
+    print(f"\ndocs/sweeps.md example ({view['n_trials']} trials, {seconds:.1f} s with 2 workers):\n")
     print("| rank | l1 | l2 | dropout | best val_loss | best epoch | val - train loss at best |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for rank, row in enumerate(view["leaderboard"], start=1):
@@ -286,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--example", action="store_true")
-    parser.add_argument("--example-only", action="store_true", help="only the README example, no wall-time runs")
+    parser.add_argument("--example-only", action="store_true", help="only the documented example, no wall-time runs")
     parser.add_argument("--search", action="store_true", help="TPE vs random search, in-process")
     parser.add_argument("--seeds", type=int, default=5, help="--search: sweep seeds")
     parser.add_argument("--first-seed", type=int, default=0, help="--search: the first sweep seed (then +1, +2, ...)")

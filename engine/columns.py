@@ -20,7 +20,7 @@ and ``OneHotEncoder(handle_unknown="ignore", max_categories=…)`` does:
   gains one more output, 1 where the cell was missing.
 
 Every statistic comes from the train rows only. The fitted encoder is a plain
-JSON-able dict (:meth:`ColumnEncoder.to_dict`, documented in the README) that
+JSON-able dict (:meth:`ColumnEncoder.to_dict`, documented in docs/weights.md) that
 travels in the weights file, so a download reproduces ``/predict`` with
 NumPy alone.
 """

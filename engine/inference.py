@@ -1,7 +1,7 @@
 """A trained model for prediction: exported tensors plus metadata, nothing else.
 
 This is exactly what a download holds, so serving ``/predict`` from a
-:class:`Model` and running the README's NumPy forward pass over a downloaded
+:class:`Model` and running the NumPy forward pass of docs/weights.md over a downloaded
 file compute the same thing.
 """
 

@@ -126,20 +126,22 @@ def _sweep_batch(
     R: np.ndarray,
     rows: np.ndarray,
     diag: np.ndarray,
-    hess: np.ndarray,
+    inv_hess: np.ndarray,
     l1: np.ndarray,
-    inv_tol: np.ndarray,
+    step_scale: np.ndarray,
     buf: np.ndarray,
 ) -> float:
-    """One cyclic pass for K problems (WT of shape (p, K), R of shape (K, p)); the largest step in tolerances."""
+    """One cyclic pass for K problems (WT of shape (p, K), R of shape (K, p)); the largest step in tolerances.
+
+    ``inv_hess`` is ``1 / (G_jj + l2_j)`` and ``step_scale`` is ``(G_jj + l2_j) / tol``, both (p, K).
+    """
     worst = 0.0
     for j in coords.tolist():
         w = WT[j]
         z = R[:, j] + diag[j] * w
-        shrunk = np.maximum(np.abs(z) - l1[j], 0.0)
-        new = np.copysign(shrunk, z) / hess[j]
+        new = np.copysign(np.maximum(np.abs(z) - l1[j], 0.0), z) * inv_hess[j]
         d = new - w
-        step = float(np.max(np.abs(d) * hess[j] * inv_tol))
+        step = float((np.abs(d) * step_scale[j]).max())
         if step == 0.0:
             continue
         WT[j] = new
@@ -194,6 +196,8 @@ def solve(
     # (λ_max · alpha / alpha), so the weights at λ_max are exactly zero.
     threshold = l1 * (1.0 + TIE_MARGIN)
     inv_tol = 1.0 / tol
+    inv_hess = 1.0 / hess
+    step_scale = hess * inv_tol
     R = problem.residual(W)
     WT = np.ascontiguousarray(W.T)
     buf = np.empty_like(R)
@@ -204,7 +208,7 @@ def solve(
             return _sweep_one(
                 coords, WT[:, 0], R[0], problem.rows[:, 0], problem.diag[:, 0], hess[:, 0], threshold, float(inv_tol[0])
             )
-        return _sweep_batch(coords, WT, R, problem.rows, problem.diag, hess, threshold, inv_tol, buf)
+        return _sweep_batch(coords, WT, R, problem.rows, problem.diag, inv_hess, threshold, step_scale, buf)
 
     sweeps = 0
     while True:

@@ -15,6 +15,7 @@ the HTML shell names the current version and is revalidated on every load
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -32,6 +33,8 @@ from store.jobspec import JobSpec
 from store.statuses import STATUSES
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+log = logging.getLogger("trainapi.ui")
 
 #: The app's own pages: nothing but this origin, no inline script or style.
 UI_CSP = (
@@ -164,8 +167,20 @@ def _docs(html: HTMLResponse) -> HTMLResponse:
     return html
 
 
+def startup_logger() -> logging.Logger:
+    """Where the API process's startup line is read: ``trainapi.ui`` when the process's logging shows its
+    INFO records (JSON logs, the CLI), else uvicorn's own log — with text logs under uvicorn
+    (``python -m api.server``, ``trainapi serve``'s API) only uvicorn's loggers have a handler.
+    """
+    if log.isEnabledFor(logging.INFO) and logging.getLogger().handlers:
+        return log
+    return logging.getLogger("uvicorn.error")
+
+
 def install(app: FastAPI) -> None:
-    """Serve the dashboard, its assets and the offline docs (the app is made with ``docs_url=None``)."""
+    """Serve the dashboard, its assets and the offline docs (the app is made with ``docs_url=None``),
+    and say once, in the API process's log, where they are."""
     version = assets_version()
     app.mount(f"/ui/assets/{version}", Assets(directory=STATIC_DIR), name="ui-assets")
     app.include_router(build_router(version))
+    startup_logger().info("dashboard at /ui/, API docs at /docs and /redoc")

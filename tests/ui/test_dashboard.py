@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,7 @@ class World:
     clients: dict[str, httpx.Client]
     jobs: dict[str, str] = field(default_factory=dict)
     sweep: str = ""
+    log_sweep: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         w.jobs["hostile"] = submit(alpha, {"dataset": "iris", "name": HOSTILE_NAME, "training": {"epochs": 2}})
         w.jobs["beta"] = submit(beta, {"dataset": "iris", "name": "beta's secret job", "training": {"epochs": 2}})
+        w.jobs["unnamed"] = submit(alpha, {"dataset": "iris", "training": {"epochs": 2}})  # named by its id
+        # Over-fits: train loss near 0, validation loss well above it (the gap a chart has to show).
+        w.jobs["digits"] = submit(
+            alpha,
+            {
+                "dataset": "digits",
+                "name": "digits gap",
+                "model": {"hidden_layers": [256]},
+                "training": {"epochs": 40, "batch_size": 16},
+            },
+        )
         sweep = alpha.post(
             "/v1/sweeps",
             json={
@@ -105,6 +118,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         assert sweep.status_code == 202, sweep.text
         w.sweep = sweep.json()["id"]
+        log_sweep = alpha.post(
+            "/v1/sweeps",
+            json={
+                "name": "moons log l2",
+                "base": {"dataset": "moons", "training": {"epochs": 3}},
+                "parameters": {"regularization.l2": {"distribution": "log_uniform", "low": 1e-5, "high": 1e-2}},
+                "strategy": "random",
+                "max_trials": 4,
+                "max_concurrent_trials": 2,
+                "seed": 1,
+            },
+        )
+        assert log_sweep.status_code == 202, log_sweep.text
+        w.log_sweep = log_sweep.json()["id"]
         yield w
     finally:
         for client in clients.values():
@@ -133,14 +160,15 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Browsing:
     """A browser context for one tenant: visits pages, checks the console and where requests go."""
 
-    def __init__(self, browser: Any, world: World, shots: Path, tenant: str | None) -> None:
+    def __init__(self, browser: Any, world: World, shots: Path, tenant: str | None, width: int = 1280) -> None:
         self.world = world
         self.shots = shots
         self.origin = world.service.url
         self.foreign: list[str] = []
         self.key_in_url: list[str] = []
         self.requests: list[dict[str, Any]] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=self.origin)
+        self.width = width
+        self.context = browser.new_context(viewport={"width": width, "height": 800}, base_url=self.origin)
         if tenant:
             key = json.dumps(world.keys[tenant])
             self.context.add_init_script(f"sessionStorage.setItem('trainapi.key', {key})")
@@ -192,7 +220,7 @@ class Browsing:
         return page
 
     def shot(self, page: Any, name: str) -> Path:
-        """The first screen (1280x800) of ``page``, as ``{name}.png`` in the screenshots folder."""
+        """The first screen (1280x800, or 800 high at the context's width) of ``page``, as ``{name}.png``."""
         path = self.shots / f"{name}.png"
         page.screenshot(path=str(path))
         return path
@@ -209,11 +237,11 @@ class Browsing:
 
 
 @pytest.fixture
-def browse(browser: Any, world: World, shots: Path) -> Iterator[Callable[[str | None], Browsing]]:
+def browse(browser: Any, world: World, shots: Path) -> Iterator[Callable[..., Browsing]]:
     opened: list[Browsing] = []
 
-    def open_as(tenant: str | None = "alpha") -> Browsing:
-        session = Browsing(browser, world, shots, tenant)
+    def open_as(tenant: str | None = "alpha", width: int = 1280) -> Browsing:
+        session = Browsing(browser, world, shots, tenant, width)
         opened.append(session)
         return session
 
@@ -524,3 +552,230 @@ def test_the_readme_shows_the_job_and_compare_screenshots() -> None:
         assert f"]({name})" in readme
         data = (ROOT / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 400_000
+
+
+# ---- the first hour: tick labels, fitted y-axes, 400 px screens, help text, upload notes, the startup log
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power(exponent: int) -> str:
+    return "10" + str(exponent).translate(SUPERSCRIPTS)
+
+
+def _tick_labels(page: Any, chart: str, axis: int) -> list[str]:
+    """The labels uPlot drew on an axis of a chart (``axis`` 0: x, 1: y), blanks left out."""
+    return list(page.evaluate(f"document.querySelector(\"{chart}\").uplot.axes[{axis}]._values.filter(v => v !== '')"))
+
+
+def test_log_axes_label_each_power_of_ten_distinctly(browse, world: World) -> None:
+    alpha = world.clients["alpha"]
+    sweep = poll(
+        lambda: (s := alpha.get(f"/v1/sweeps/{world.log_sweep}").json())["status"] in ("succeeded", "failed") and s,
+        90,
+        what="the log_uniform sweep",
+    )
+    l2 = [r["parameters"]["regularization.l2"] for r in sweep["leaderboard"] if r["objective"] is not None]
+    assert len(l2) >= 2
+    b = browse("alpha")
+    chart = "#objective-charts figure[data-parameter='regularization.l2']"
+    page = b.visit(f"/ui/sweeps/{world.log_sweep}", f"{chart} .uplot")
+    assert page.evaluate(f'document.querySelector("{chart}").uplot.scales.x.distr') == 3  # log_uniform: a log axis
+    labels = _tick_labels(page, chart, 0)
+    # uPlot's own labels rounded to 3 decimals: 1e-5 and 1e-4 were both "0".
+    assert len(labels) >= 2 and len(set(labels)) == len(labels) and "0" not in labels, labels
+    spanned = range(math.ceil(math.log10(min(l2))), math.floor(math.log10(max(l2))) + 1)
+    assert {_power(e) for e in spanned} <= set(labels), (labels, l2)
+    b.shot(page, "sweep-log-axis")
+    # The formatters themselves, from the module the page loaded.
+    out = page.evaluate(
+        """async () => {
+            const src = document.querySelector("script[type=module]").src;
+            const charts = await import(src.replace(/\\/ui\\/app\\.js$/, "/ui/charts.js"));
+            return [
+                charts.logTicks(null, [1e-5, 1e-4, 2e-4, 1e-3, null]),
+                charts.logTicks(null, [0.1, 1, 10, 100]),
+                charts.linearTicks(null, [0, 0.25, 0.5, 0.75], 1, 30, 0.25),
+                charts.linearTicks(null, [0, 2e-5, 4e-5, 6e-5], 1, 30, 2e-5),
+                charts.linearTicks(null, [0, 0.0005, 0.001], 1, 30, 0.0005),
+            ];
+        }"""
+    )
+    assert out == [
+        ["10⁻⁵", "10⁻⁴", "2·10⁻⁴", "10⁻³", ""],
+        ["0.1", "1", "10", "100"],
+        ["0", "0.25", "0.5", "0.75"],
+        ["0", "2·10⁻⁵", "4·10⁻⁵", "6·10⁻⁵"],
+        ["0", "0.0005", "0.001"],
+    ]
+
+
+GAP = """chart => {
+    const u = document.querySelector(chart).uplot;
+    const last = u.data[0].length - 1;
+    return {
+        px: Math.abs(u.valToPos(u.data[1][last], "y") - u.valToPos(u.data[2][last], "y")),
+        height: u.bbox.height / devicePixelRatio,
+        min: u.scales.y.min,
+        max: u.scales.y.max,
+        distr: u.scales.y.distr,
+    };
+}"""
+
+
+def test_the_train_validation_gap_shows_on_the_default_linear_axis(browse, world: World) -> None:
+    (job,) = finished(world, "digits")
+    records = world.clients["alpha"].get(f"/v1/jobs/{job['id']}/metrics").json()["items"]
+    losses = [r[k] for r in records for k in ("train_loss", "val_loss")]
+    first = max(records[0]["train_loss"], records[0]["val_loss"])
+    b = browse("alpha")
+    page = b.visit(f"/ui/jobs/{job['id']}", "#loss-chart .uplot")
+    assert not page.is_checked("#log-scale")
+    fitted = page.evaluate(GAP, "#loss-chart")
+    assert fitted["distr"] == 1  # linear
+    # Fitted to the epochs after the first tenth: the first epochs' fall runs off the top, every minimum stays in.
+    assert 0 <= fitted["min"] <= min(losses) and fitted["max"] < first, (fitted, first, min(losses))
+    assert fitted["px"] >= 0.25 * fitted["height"], fitted  # the gap at the last epoch fills a quarter of the plot
+    assert page.get_attribute("#loss-chart", "data-fitted") == "cut"
+    assert "run off the plot" in page.text_content("#loss-chart figcaption")
+    b.shot(page, "job-gap")
+    # The reader can widen it to every epoch (the old default), where the gap is a sliver.
+    page.click("#loss-chart .fit-toggle")
+    whole = page.evaluate(GAP, "#loss-chart")
+    assert whole["max"] >= first and fitted["px"] >= 2 * whole["px"], (fitted, whole)
+    page.click("#loss-chart .fit-toggle")
+    assert page.evaluate(GAP, "#loss-chart")["max"] == fitted["max"]
+    # Accuracy climbs: its first epochs run off the bottom, the best value stays in view.
+    accuracy = [r[k] for r in records for k in ("accuracy", "val_accuracy")]
+    score = page.evaluate(GAP, "#score-chart")
+    assert score["min"] > min(accuracy) and score["max"] >= max(accuracy), (score, min(accuracy))
+    # Log scale: every epoch, labelled by distinct ticks.
+    page.check("#log-scale")
+    logged = page.evaluate(GAP, "#loss-chart")
+    assert logged["distr"] == 3 and logged["max"] >= first and logged["min"] <= min(losses)
+    labels = _tick_labels(page, "#loss-chart", 1)
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+    assert page.is_hidden("#loss-chart figcaption")
+
+
+OUTSIDE = """width => [...document.querySelectorAll("main *, header *")]
+    .filter(e => !e.closest(".table-wrap, pre") && e.getBoundingClientRect().right > width + 0.5)
+    .map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`)"""
+
+NAMES = """() => {
+  const textWidth = el => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    return range.getBoundingClientRect().width;  // the text's own width, clipped or not
+  };
+  return [...document.querySelectorAll("#jobs td.name-cell a")].map(a => ({
+    text: a.textContent,
+    title: a.title,
+    height: a.getBoundingClientRect().height,
+    line: parseFloat(getComputedStyle(a).lineHeight),
+    cut: textWidth(a) > a.getBoundingClientRect().width + 0.5,  // scrollWidth and clientWidth are rounded
+    ellipsis: getComputedStyle(a).textOverflow,
+  }));
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_pages_fit_the_screen_and_ids_stay_on_one_line(browse, world: World, width: int) -> None:
+    finished(world, "plain", "regularized", "unnamed", "digits")
+    plain, reg, unnamed = world.jobs["plain"], world.jobs["regularized"], world.jobs["unnamed"]
+    b = browse("alpha", width=width)
+    pages = [
+        ("/ui/", "#jobs table", "jobs"),
+        (f"/ui/jobs/{plain}", "#loss-chart .uplot", "job"),
+        (f"/ui/compare?jobs={plain},{reg}", "#compare-loss .uplot", "compare"),
+        ("/ui/sweeps", "#sweeps table", "sweeps"),
+        (f"/ui/sweeps/{world.sweep}", "#leaderboard-table", "sweep"),
+        ("/ui/datasets", "#dataset-list table", "datasets"),
+        ("/ui/new", "#job-json", "new-job"),
+    ]
+    page = b.visit("/ui/", "#jobs table")
+    for path, ready, name in pages:
+        b.goto(page, path, ready)
+        page.wait_for_timeout(300)  # the charts take their width from the page (ResizeObserver)
+        sizes = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert sizes[0] <= sizes[1] == width, f"{path} is {sizes[0]} px wide in a {width} px window"
+        assert page.evaluate(OUTSIDE, width) == [], path  # only tables and code blocks scroll sideways
+        b.shot(page, f"{name}-{width}")
+
+    # The jobs list: every name on one line; the job named by its id is whole at 1280 px, cut with an ellipsis at 400.
+    b.goto(page, "/ui/", f"tr[data-job='{unnamed}']")
+    names = page.evaluate(NAMES)
+    assert names and all(n["height"] <= 1.5 * n["line"] for n in names), names
+    (by_id,) = [n for n in names if n["text"] == unnamed]
+    assert by_id["title"] == unnamed and by_id["ellipsis"] == "ellipsis"
+    assert by_id["cut"] is (width == 400), by_id
+    assert page.is_visible("#jobs th:has-text('Created')") is (width > 640)  # left out on a phone
+    assert page.is_visible("#jobs th:has-text('Status')")
+
+    # A job's id: one line, with a copy button on the screen. What it copies is recorded in place of the
+    # system clipboard (reading that back needs the window focused, which a headless run does not promise).
+    b.goto(page, f"/ui/jobs/{unnamed}", "#job-head .id-chip")
+    page.evaluate("() => { window.__copied = []; navigator.clipboard.writeText = async t => { __copied.push(t); }; }")
+    chip = page.locator("#job-head .id-chip code")
+    assert chip.text_content() == unnamed and chip.get_attribute("title") == unnamed
+    box = chip.bounding_box()
+    button = page.locator("#job-head .id-chip button.copy").bounding_box()
+    assert box and button and box["height"] <= 20 and button["x"] + button["width"] <= width, (box, button)
+    page.click("#job-head .id-chip button.copy")
+    page.wait_for_selector("#job-head .id-chip button.copy >> text=Copied")
+    assert page.evaluate("window.__copied") == [unnamed]
+
+
+def test_the_sweeps_help_shows_code_not_backticks(browse) -> None:
+    b = browse("alpha")
+    page = b.visit("/ui/sweeps", "#sweeps-help code")
+    codes = page.locator("#sweeps-help code").all_text_contents()
+    assert codes == ["POST /v1/sweeps", "trainapi sweeps submit SPEC.json"]
+    assert "`" not in page.text_content("#sweeps-help")
+
+
+def test_upload_shows_the_parsers_notes_and_leaves_the_decimal_mark_to_the_service(browse, world: World) -> None:
+    alpha = world.clients["alpha"]
+    b = browse("alpha")
+    page = b.visit("/ui/datasets", "#dataset-list table")
+    assert page.input_value("#upload-decimal") == ""  # detect: no decimal field
+    assert page.locator("#upload-decimal option:checked").text_content() == "detect"
+    sent: list[bytes] = []
+
+    def record(request: Any) -> None:
+        if request.method == "POST" and request.url.endswith("/v1/datasets"):
+            sent.append(request.post_data_buffer or b"")
+
+    page.on("request", record)
+    rows = "".join(f"{150 + i % 40},,{'tall' if i % 40 > 19 else 'short'}\n" for i in range(60))
+    page.fill("#upload-name", "with a blank column")
+    blank = ("height,blank,label\n" + rows).encode()
+    page.set_input_files("#upload-file", files=[{"name": "blank.csv", "mimeType": "text/csv", "buffer": blank}])
+    page.wait_for_selector("#upload-result >> text=Uploaded “with a blank column”")
+    dataset_id = page.text_content("#upload-result .id-chip code")
+    record = alpha.get(f"/v1/datasets/{dataset_id}").json()
+    assert record["notes"] and any("'blank'" in note for note in record["notes"]), record
+    assert page.locator("#upload-result .dataset-notes li").all_text_contents() == record["notes"]
+    page.wait_for_selector("#dataset-rows .dataset-notes")  # the first rows say it too
+    assert page.locator("#dataset-rows .dataset-notes li").all_text_contents() == record["notes"]
+    assert len(sent) == 1 and b'name="decimal"' not in sent[0]
+    b.shot(page, "upload-notes")
+
+    # Chosen, the decimal mark is sent: a semicolon file with decimal commas has numeric columns.
+    page.select_option("#upload-decimal", ",")
+    page.fill("#upload-name", "decimal commas")
+    semicolon = "width;depth;label\n" + "".join(f"{i % 7},5;{i % 11},25;{'ab'[i % 2]}\n" for i in range(40))
+    page.set_input_files(
+        "#upload-file", files=[{"name": "commas.csv", "mimeType": "text/csv", "buffer": semicolon.encode()}]
+    )
+    page.wait_for_selector("#upload-result >> text=Uploaded “decimal commas”")
+    assert len(sent) == 2 and b'name="decimal"\r\n\r\n,\r\n' in sent[1]
+    record = alpha.get(f"/v1/datasets/{page.text_content('#upload-result .id-chip code')}").json()
+    types = {c["name"]: c["type"] for c in record["columns"]}
+    assert types["width"] == types["depth"] == "numeric", types
+
+
+def test_the_api_log_says_once_where_the_dashboard_is(world: World) -> None:
+    log = (world.service.root / "api.log").read_text()
+    lines = [line for line in log.splitlines() if "dashboard at /ui/" in line]
+    assert len(lines) == 1, log[-3000:]

@@ -2,7 +2,7 @@
 // then loads the one module of the page the URL names (pages/*.js).
 
 import { api, apiKey, forgetApiKey, onUnauthorized, setApiKey } from "./api.js";
-import { clear, errorNotice, h, notice, setTitle } from "./dom.js";
+import { clear, errorNotice, h, notice, prose, setTitle } from "./dom.js";
 
 const ROUTES = [
   [/^\/ui\/?$/, "jobs", "jobs"],
@@ -49,7 +49,7 @@ function keyPrompt(message) {
       },
     },
     h("h1", { text: "API key" }),
-    h("p", { text: message || "This service needs an API key. Ask its operator for one (they create keys with `trainapi keys add TENANT`)." }),
+    h("p", {}, prose(message || "This service needs an API key. Ask its operator for one (they create keys with `trainapi keys add TENANT`).")),
     h("label", { for: "api-key", class: "small muted", text: "Key (kept in this browser tab only)" }),
     input,
     h("button", { class: "primary", type: "submit", text: "Continue" }),

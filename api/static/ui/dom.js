@@ -44,6 +44,50 @@ export function link(text, url, props = {}) {
   return h("a", { href: url, ...props }, text);
 }
 
+/**
+ * Help text with `code` spans: the text between backticks becomes a <code> element (as text, like
+ * everything else), the rest text nodes. An unpaired backtick stays as it is.
+ */
+export function prose(text) {
+  const parts = String(text).split(/`([^`]+)`/);
+  return parts.map((part, i) => (i % 2 ? h("code", { text: part }) : part)).filter((part) => part !== "");
+}
+
+/** A name or id that stays on one line: cut with an ellipsis where it does not fit, whole in its title. */
+export function clipped(tag, text, props = {}) {
+  return h(tag, { ...props, class: ["clip", props.class].filter(Boolean).join(" "), title: props.title ?? String(text), text });
+}
+
+/** Put `text` on the clipboard: the Clipboard API where the page may use it (https, localhost), else a selection and execCommand. */
+export async function copyText(text, from) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+    return;
+  }
+  const area = h("textarea", { readonly: true, class: "offscreen", text });
+  (from || document.body).append(area);
+  area.select();
+  const ok = document.execCommand("copy");
+  area.remove();
+  if (!ok) throw new Error("the browser did not copy");
+}
+
+/** An id: one line in code (an ellipsis and the whole id in its title where it does not fit) and a copy button. */
+export function idChip(id) {
+  const button = h("button", { type: "button", class: "copy", title: "Copy the id", "aria-label": `Copy ${id}`, text: "Copy" });
+  const chip = h("span", { class: "id-chip" }, clipped("code", id), button);
+  button.addEventListener("click", async () => {
+    try {
+      await copyText(id, chip);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Select it";
+    }
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  });
+  return chip;
+}
+
 export function badge(status) {
   const safe = /^[a-z]+$/.test(status) ? status : "unknown";
   return h("span", { class: `badge s-${safe}`, dataset: { status: safe } }, status);
@@ -55,7 +99,7 @@ export function notice(kind, title, body = [], action = null) {
     "div",
     { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" },
     h("h3", { text: title }),
-    [body].flat().map((b) => (b instanceof Node ? b : h("p", { text: b }))),
+    [body].flat().filter((b) => b != null).map((b) => (b instanceof Node ? b : h("p", { text: b }))),
     action ? h("p", {}, h("button", { onclick: action.run }, action.label)) : null,
   );
 }
@@ -121,18 +165,20 @@ export function cell(value) {
   return num(value);
 }
 
-/** A table; columns: [{label, value(row) -> string|Node, num?, class?}]. */
+/**
+ * A table; columns: [{label, value(row) -> string|Node, num?, class?, wide?}]. `wide` columns are
+ * left out on narrow screens (app.css); the table scrolls sideways in its .table-wrap.
+ */
 export function table(columns, rows, { rowProps = () => ({}) } = {}) {
+  const classes = (c, own) => [c.num ? "num" : "", c.wide ? "wide" : "", own || ""].join(" ").trim() || null;
   return h(
     "table",
     {},
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null, scope: "col" }, c.label)))),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: classes(c), scope: "col" }, c.label)))),
     h(
       "tbody",
       {},
-      rows.map((row) =>
-        h("tr", rowProps(row), columns.map((c) => h("td", { class: [c.num ? "num" : "", c.class || ""].join(" ").trim() || null }, c.value(row)))),
-      ),
+      rows.map((row) => h("tr", rowProps(row), columns.map((c) => h("td", { class: classes(c, c.class) }, c.value(row))))),
     ),
   );
 }

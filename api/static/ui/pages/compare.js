@@ -3,7 +3,7 @@
 
 import { api, every, find } from "../api.js";
 import { Chart, JOB_COLOURS } from "../charts.js";
-import { badge, cell, clear, errorNotice, getPath, h, href, link, notice, num, percent, setTitle, table } from "../dom.js";
+import { badge, cell, clear, clipped, errorNotice, getPath, h, href, link, notice, num, percent, setTitle, table } from "../dom.js";
 
 const MIN = 2;
 const MAX = 8;
@@ -49,7 +49,7 @@ async function picker(main, ids) {
           table(
             [
               { label: "", value: (j) => h("input", { type: "checkbox", "aria-label": `Select ${j.name}`, checked: chosen.has(j.id), onchange: (e) => (e.target.checked ? chosen.add(j.id) : chosen.delete(j.id), update()) }) },
-              { label: "Name", class: "name-cell", value: (j) => link(j.name, href("jobs", j.id)) },
+              { label: "Name", class: "name-cell", value: (j) => clipped("a", j.name, { href: href("jobs", j.id) }) },
               { label: "Status", value: (j) => badge(j.status) },
               { label: "Dataset", value: (j) => j.dataset?.name ?? "—" },
             ],
@@ -86,8 +86,8 @@ class ComparePage {
         { label: `${j.name} · train ${what}`, stroke: this.colours.get(j.id), job: j.id, split: "train" },
         { label: `${j.name} · validation ${what}`, stroke: this.colours.get(j.id), dash: true, job: j.id, split: "val" },
       ]);
-    this.loss = new Chart({ id: "compare-loss", title: "Loss (train solid, validation dashed)", yLabel: "loss", series: series("loss"), height: 300 });
-    this.scoreChart = new Chart({ id: "compare-score", title: this.score[2] === "accuracy" ? "Accuracy" : "R²", yLabel: this.score[2], series: series(this.score[2]), height: 300 });
+    this.loss = new Chart({ id: "compare-loss", title: "Loss (train solid, validation dashed)", yLabel: "loss", series: series("loss"), height: 300, fit: "down" });
+    this.scoreChart = new Chart({ id: "compare-score", title: this.score[2] === "accuracy" ? "Accuracy" : "R²", yLabel: this.score[2], series: series(this.score[2]), height: 300, fit: "up" });
     this.logToggle = h("input", { type: "checkbox", id: "log-scale", onchange: () => this.loss.setLog(this.logToggle.checked) });
     this.legend = h("div", { id: "compare-jobs" });
     this.problem = h("div");
@@ -104,7 +104,7 @@ class ComparePage {
   drawLegend() {
     const diff = differences(this.jobs);
     const columns = [
-      { label: "Job", class: "name-cell", value: (j) => h("span", {}, h("span", { class: "swatch", dataset: { colour: this.colours.get(j.id) } }), link(j.name, href("jobs", j.id))) },
+      { label: "Job", class: "name-cell", value: (j) => h("span", { class: "swatched" }, h("span", { class: "swatch", dataset: { colour: this.colours.get(j.id) } }), clipped("a", j.name, { href: href("jobs", j.id) })) },
       { label: "Status", value: (j) => badge(j.status) },
       { label: "Best epoch", num: true, value: (j) => num(j.best_epoch) },
       { label: "Best val loss", num: true, value: (j) => num(j.best_metrics?.val_loss) },

@@ -2,7 +2,7 @@
 // the first rows of any dataset.
 
 import { ApiError, api } from "../api.js";
-import { cell, clear, errorNotice, h, link, notice, num, setTitle, table, when } from "../dom.js";
+import { cell, clear, clipped, errorNotice, h, idChip, link, notice, num, setTitle, table, when } from "../dom.js";
 
 const ROWS = 10;
 /** The typed column summaries of an uploaded table (numeric: range and mean; categorical: its commonest levels). */
@@ -17,6 +17,12 @@ const COLUMN_SUMMARY = [
   { label: "Commonest", value: (c) => (c.top || []).map((t) => `${cell(t.level)} (${t.count})`).join(", ") },
 ];
 
+/** What the parser did that the uploader should know (a column left out because it was empty…): the record's `notes`. */
+function notes(ds) {
+  if (!ds.notes?.length) return null;
+  return h("div", { class: "dataset-notes" }, h("b", { text: "Notes" }), h("ul", {}, ds.notes.map((n) => h("li", { text: n }))));
+}
+
 export async function render(main, { query }) {
   setTitle("Datasets");
   const listBox = h("div", { id: "dataset-list" });
@@ -24,7 +30,14 @@ export async function render(main, { query }) {
   const result = h("div", { id: "upload-result", "aria-live": "polite" });
   const target = h("input", { type: "text", id: "upload-target", name: "target", placeholder: "last column" });
   const name = h("input", { type: "text", id: "upload-name", name: "name", placeholder: "the file name" });
-  const decimal = h("select", { id: "upload-decimal", name: "decimal" }, h("option", { value: ".", text: "1.5 (point)" }), h("option", { value: ",", text: "1,5 (comma)" }));
+  // "detect" sends no decimal field: the service decides (a semicolon file may use decimal commas).
+  const decimal = h(
+    "select",
+    { id: "upload-decimal", name: "decimal" },
+    h("option", { value: "", text: "detect", selected: true }),
+    h("option", { value: ".", text: "1.5 (point)" }),
+    h("option", { value: ",", text: "1,5 (comma)" }),
+  );
   const fileInput = h("input", { type: "file", id: "upload-file", accept: ".csv,.npz,text/csv,application/octet-stream", onchange: () => fileInput.files[0] && upload(fileInput.files[0]) });
   const zone = h(
     "div",
@@ -66,7 +79,7 @@ export async function render(main, { query }) {
     form.append("file", file, file.name);
     if (target.value.trim()) form.append("target", target.value.trim());
     if (name.value.trim()) form.append("name", name.value.trim());
-    if (decimal.value !== ".") form.append("decimal", decimal.value);
+    if (decimal.value) form.append("decimal", decimal.value);
     clear(result, h("p", { class: "muted", text: `Uploading ${file.name}…` }));
     try {
       const ds = await api("/v1/datasets", { method: "POST", body: form });
@@ -74,7 +87,8 @@ export async function render(main, { query }) {
         result,
         notice("info", `Uploaded “${ds.name}”`, [
           `${ds.n_samples} rows × ${ds.n_features} features; target ${ds.target_name}; task ${ds.task ?? "unknown"}${ds.classes ? ` (classes ${ds.classes.map(cell).join(", ")})` : ""}.`,
-          h("p", {}, link("Train a model on it", `/ui/new?dataset=${encodeURIComponent(ds.id)}`, { class: "button primary", id: "train-uploaded" }), " ", h("code", { text: ds.id })),
+          notes(ds),
+          h("p", { class: "row" }, link("Train a model on it", `/ui/new?dataset=${encodeURIComponent(ds.id)}`, { class: "button primary", id: "train-uploaded" }), idChip(ds.id)),
         ]),
       );
       await list();
@@ -106,6 +120,7 @@ export async function render(main, { query }) {
         rowsBox,
         h("h2", { text: `First rows of ${ds.name}` }),
         h("p", { class: "muted small", text: `${head.rows.length} of ${head.n_samples} rows. ${ds.description ?? ""}` }),
+        notes(ds),
         h("div", { class: "table-wrap" }, table(columns, head.rows)),
         ds.columns?.length ? [h("h3", { class: "spaced", text: "Columns" }), h("div", { class: "table-wrap", id: "dataset-columns" }, table(COLUMN_SUMMARY, ds.columns))] : null,
       );
@@ -121,19 +136,19 @@ export async function render(main, { query }) {
   async function list() {
     const { items } = await api("/v1/datasets");
     const columns = [
-      { label: "Name", class: "name-cell", value: (d) => h("button", { type: "button", class: "linkish", title: "Show the first rows", text: d.name, onclick: () => showRows(d.id) }) },
-      { label: "Source", value: (d) => d.source },
+      { label: "Name", class: "name-cell", value: (d) => clipped("button", d.name, { type: "button", class: "linkish", title: `${d.name}: show the first rows`, onclick: () => showRows(d.id) }) },
+      { label: "Source", wide: true, value: (d) => d.source },
       { label: "Rows", num: true, value: (d) => num(d.n_samples) },
       { label: "Features", num: true, value: (d) => num(d.n_features) },
-      { label: "Task", value: (d) => d.task ?? "—" },
+      { label: "Task", wide: true, value: (d) => d.task ?? "—" },
       { label: "Target", value: (d) => d.target_name },
-      { label: "Added", value: (d) => (d.created_at ? when(d.created_at) : "built in") },
+      { label: "Added", wide: true, value: (d) => (d.created_at ? when(d.created_at) : "built in") },
       {
         label: "",
         value: (d) =>
           h(
             "span",
-            { class: "row" },
+            { class: "actions" },
             h("button", { type: "button", text: "First rows", onclick: () => showRows(d.id) }),
             link("Train", `/ui/new?dataset=${encodeURIComponent(d.id)}`, { class: "button" }),
             d.source === "upload" ? h("button", { type: "button", class: "danger", text: "Delete", onclick: () => remove(d) }) : null,

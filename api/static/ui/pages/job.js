@@ -3,7 +3,7 @@
 
 import { ApiError, api, download, events, every, find } from "../api.js";
 import { Chart, TRAIN, VAL, column, metricSeries } from "../charts.js";
-import { badge, cell, clear, duration, errorNotice, h, href, link, notFound, notice, num, percent, setTitle, table, when } from "../dom.js";
+import { badge, cell, clear, duration, errorNotice, h, href, idChip, link, notFound, notice, num, percent, setTitle, table, when } from "../dom.js";
 
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
 const TABLE_ROWS = 200;
@@ -51,14 +51,15 @@ class JobPage {
     const { score } = metricSeries(this.records.length ? this.records : [this.job.latest_metrics || {}]);
     const classification = this.job.dataset?.task === "classification" || score[0] === "accuracy";
     const [trainScore, valScore, scoreLabel] = classification ? ["accuracy", "val_accuracy", "Accuracy"] : ["r2", "val_r2", "R²"];
-    const pair = (id, title, train, val, yLabel) => ({
+    // Fitted y-axes (charts.js): the train/validation gap fills the plot, not the first epochs' fall.
+    const pair = (id, title, train, val, yLabel, fit) => ({
       keys: [train, val],
       logable: id === "loss-chart",
-      chart: new Chart({ id, title, yLabel, series: [{ label: `train ${yLabel}`, stroke: TRAIN }, { label: `validation ${yLabel}`, stroke: VAL, dash: true }] }),
+      chart: new Chart({ id, title, yLabel, fit, series: [{ label: `train ${yLabel}`, stroke: TRAIN }, { label: `validation ${yLabel}`, stroke: VAL, dash: true }] }),
     });
     this.charts = [
-      pair("loss-chart", "Loss (train solid, validation dashed)", "train_loss", "val_loss", "loss"),
-      pair("score-chart", scoreLabel, trainScore, valScore, scoreLabel.toLowerCase()),
+      pair("loss-chart", "Loss (train solid, validation dashed)", "train_loss", "val_loss", "loss", "down"),
+      pair("score-chart", scoreLabel, trainScore, valScore, scoreLabel.toLowerCase(), "up"),
       { keys: ["learning_rate"], logable: true, chart: new Chart({ id: "lr-chart", title: "Learning rate", yLabel: "learning rate", series: [{ label: "learning rate", stroke: "#009E73" }] }) },
       { keys: ["sparsity"], logable: false, chart: new Chart({ id: "sparsity-chart", title: "Sparsity (fraction of weights exactly 0)", yLabel: "sparsity", yRange: [0, 1], series: [{ label: "sparsity", stroke: "#CC79A7" }] }) },
     ];
@@ -98,7 +99,7 @@ class JobPage {
       h(
         "div",
         { class: "meta" },
-        h("span", {}, "id ", h("code", { text: job.id })),
+        h("span", { class: "id-field" }, "id ", idChip(job.id)),
         h("span", {}, "dataset ", h("b", { text: job.dataset?.name ?? job.spec?.dataset ?? "—" })),
         h("span", {}, "created ", when(job.created_at)),
         job.started_at ? h("span", {}, "started ", when(job.started_at)) : null,

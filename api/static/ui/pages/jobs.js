@@ -1,7 +1,7 @@
 // Jobs: newest first, filtered by status and name, refreshed every two seconds; pick 2-8 to compare.
 
 import { api, every } from "../api.js";
-import { badge, clear, errorNotice, h, href, link, notice, num, percent, setTitle, table, when } from "../dom.js";
+import { badge, clear, clipped, errorNotice, h, href, link, notice, num, percent, setTitle, table, when } from "../dom.js";
 
 const REFRESH_MS = 2000;
 const MAX_COMPARE = 8;
@@ -92,21 +92,22 @@ export async function render(main, { config, query }) {
             },
           }),
       },
-      { label: "Name", class: "name-cell", value: (j) => link(j.name, href("jobs", j.id)) },
+      // One line: a long name (by default the job id) ends in an ellipsis, whole in its title.
+      { label: "Name", class: "name-cell", value: (j) => clipped("a", j.name, { href: href("jobs", j.id), title: j.name === j.id ? j.id : `${j.name}\n${j.id}` }) },
       { label: "Status", value: (j) => badge(j.status) },
       {
         label: "Progress",
         value: (j) =>
           j.status === "queued" && j.queue_position
             ? h("span", { class: "muted", text: `number ${j.queue_position} in the queue` })
-            : h("span", { class: "row" }, h("progress", { max: 1, value: j.progress.fraction }), `${j.progress.epoch}/${j.progress.epochs}`),
+            : h("span", { class: "progress-cell" }, h("progress", { max: 1, value: j.progress.fraction }), `${j.progress.epoch}/${j.progress.epochs}`),
       },
       { label: "Best val loss", num: true, value: (j) => num(j.best_metrics?.val_loss ?? j.best_metrics?.train_loss) },
-      { label: "Best epoch", num: true, value: (j) => num(j.best_epoch) },
+      { label: "Best epoch", num: true, wide: true, value: (j) => num(j.best_epoch) },
       { label: "Test", num: true, value: (j) => (j.test_metrics ? (j.test_metrics.accuracy != null ? percent(j.test_metrics.accuracy) : `r² ${num(j.test_metrics.r2)}`) : "—") },
-      { label: "Dataset", value: (j) => j.dataset?.name ?? j.spec?.dataset ?? "—" },
-      { label: "Created", value: (j) => when(j.created_at) },
-      { label: "Sweep", value: (j) => (j.sweep_id ? link("sweep", href("sweeps", j.sweep_id)) : "") },
+      { label: "Dataset", wide: true, value: (j) => j.dataset?.name ?? j.spec?.dataset ?? "—" },
+      { label: "Created", wide: true, value: (j) => when(j.created_at) },
+      { label: "Sweep", wide: true, value: (j) => (j.sweep_id ? link("sweep", href("sweeps", j.sweep_id)) : "") },
     ];
     clear(
       body,

@@ -3,7 +3,7 @@
 
 import { api, every, find } from "../api.js";
 import { Chart, JOB_COLOURS, PRUNED, TRAIN, VAL, column } from "../charts.js";
-import { badge, cell, clear, errorNotice, h, href, link, notFound, num, percent, setTitle, when } from "../dom.js";
+import { badge, cell, clear, errorNotice, h, href, idChip, link, notFound, num, percent, setTitle, when } from "../dom.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const FINISHED = new Set(["succeeded", "pruned"]);
@@ -73,7 +73,7 @@ class SweepPage {
       h(
         "div",
         { class: "meta" },
-        h("span", {}, "id ", h("code", { text: s.id })),
+        h("span", { class: "id-field" }, "id ", idChip(s.id)),
         h("span", {}, "strategy ", h("b", { text: s.strategy })),
         h("span", {}, "objective ", h("b", { text: `${s.objective.metric} (${s.objective.mode})` })),
         h("span", {}, "created ", when(s.created_at)),
@@ -200,8 +200,8 @@ class SweepPage {
     const records = (await api(`/v1/jobs/${encodeURIComponent(best.trial_id)}/metrics`)).items;
     const classification = records.some((r) => r.accuracy != null);
     const [t, v, label] = classification ? ["accuracy", "val_accuracy", "accuracy"] : ["r2", "val_r2", "R²"];
-    const loss = new Chart({ id: "best-loss", title: "Loss (train solid, validation dashed)", yLabel: "loss", marker: best.best_epoch, series: [{ label: "train loss", stroke: TRAIN }, { label: "validation loss", stroke: VAL, dash: true }] });
-    const score = new Chart({ id: "best-score", title: label === "R²" ? "R²" : "Accuracy", yLabel: label, marker: best.best_epoch, series: [{ label: `train ${label}`, stroke: TRAIN }, { label: `validation ${label}`, stroke: VAL, dash: true }] });
+    const loss = new Chart({ id: "best-loss", title: "Loss (train solid, validation dashed)", yLabel: "loss", fit: "down", marker: best.best_epoch, series: [{ label: "train loss", stroke: TRAIN }, { label: "validation loss", stroke: VAL, dash: true }] });
+    const score = new Chart({ id: "best-score", title: label === "R²" ? "R²" : "Accuracy", yLabel: label, fit: "up", marker: best.best_epoch, series: [{ label: `train ${label}`, stroke: TRAIN }, { label: `validation ${label}`, stroke: VAL, dash: true }] });
     clear(
       this.best,
       h(

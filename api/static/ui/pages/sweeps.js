@@ -1,13 +1,13 @@
 // Sweeps: newest first, with their progress and best objective.
 
 import { api, every } from "../api.js";
-import { badge, clear, errorNotice, h, href, link, notice, num, setTitle, table, when } from "../dom.js";
+import { badge, clear, clipped, errorNotice, h, href, notice, num, prose, setTitle, table, when } from "../dom.js";
 
 export async function render(main) {
   setTitle("Sweeps");
   const body = h("div", { id: "sweeps" });
   const problem = h("div");
-  clear(main, h("h1", { text: "Sweeps" }), h("p", { class: "muted", text: "A sweep trains many jobs over a search space and ranks them. Start one with POST /v1/sweeps or `trainapi sweeps submit SPEC.json`." }), problem, body);
+  clear(main, h("h1", { text: "Sweeps" }), h("p", { class: "muted", id: "sweeps-help" }, prose("A sweep trains many jobs over a search space and ranks them. Start one with `POST /v1/sweeps` or `trainapi sweeps submit SPEC.json`.")), problem, body);
   let last = null;
   every(
     3000,
@@ -29,13 +29,13 @@ export async function render(main) {
           { class: "table-wrap" },
           table(
             [
-              { label: "Name", class: "name-cell", value: (s) => link(s.name, href("sweeps", s.id)) },
+              { label: "Name", class: "name-cell", value: (s) => clipped("a", s.name, { href: href("sweeps", s.id) }) },
               { label: "Status", value: (s) => badge(s.status) },
-              { label: "Strategy", value: (s) => s.strategy },
-              { label: "Objective", value: (s) => `${s.objective.metric} (${s.objective.mode})` },
+              { label: "Strategy", wide: true, value: (s) => s.strategy },
+              { label: "Objective", wide: true, value: (s) => `${s.objective.metric} (${s.objective.mode})` },
               { label: "Trials done", num: true, value: (s) => `${done(s)} / ${s.n_trials}` },
               { label: "Best", num: true, value: (s) => num(s.best_trial?.objective) },
-              { label: "Created", value: (s) => when(s.created_at) },
+              { label: "Created", wide: true, value: (s) => when(s.created_at) },
             ],
             items,
           ),

@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)
     args = parser.parse_args(argv)
+    # The service's own INFO lines (a job created, where the dashboard is) beside uvicorn's; with
+    # TRAINAPI_LOG_FORMAT=json the app switches every handler to JSON when it is built.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.Server(config(settings, args.host, args.port)).run()
     return 0
 

@@ -48,7 +48,7 @@ EVENTS_KEEPALIVE_SECONDS = 15.0
     "",
     status_code=202,
     summary="Submit a training job",
-    responses=responses(400, 401, 413, 422, 429, 503),
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
     response_model_exclude_unset=True,
 )
 def create_job(

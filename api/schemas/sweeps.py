@@ -142,7 +142,7 @@ class TrialResult(BaseModel):
     trial_id: str
     index: int
     parameters: dict[str, Any]
-    status: JobStatus
+    status: JobStatus | Literal["deleted"] = Field(description="`deleted`: the trial's job was deleted.")
     objective: float | None = None
     best_epoch: int | None = None
     train_val_gap: float | None = Field(None, description="val_loss - train_loss at the best epoch.")

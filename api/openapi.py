@@ -13,8 +13,8 @@
     ``default`` required in ``components/schemas`` (a service fills it in, a caller may leave it out); the
     default is stated in the description instead, and the properties stay out of ``required``;
   - ``links`` lead from a created (or fetched) job, sweep, dataset and webhook to the operations on it,
-    ``{id}: $response.body#/id``, so schemathesis' stateful phase and link-aware clients use real ids;
-    a dataset also links to ``create_job`` with the body ``{"dataset": id}`` (a default job on it).
+    ``{id}: $response.body#/id``, so schemathesis' stateful phase and link-aware clients use real ids.
+    (No link sets a request body: openapi-generator's parser accepts only a string there.)
 """
 
 from __future__ import annotations
@@ -134,15 +134,6 @@ def _add_links(schema: dict[str, Any]) -> None:
         links = {target: {"operationId": target, "parameters": {parameter: "$response.body#/id"}} for target in targets}
         for operation_id, status in sources:
             operations[operation_id]["responses"][status]["links"] = links
-    train = {
-        "operationId": "create_job",
-        "requestBody": {"dataset": "$response.body#/id"},
-        "description": "Train a job on this dataset, every other setting its default.",
-        # schemathesis would merge the body into a generated spec, which its random settings mostly make invalid.
-        "x-schemathesis": {"merge_body": False},
-    }
-    for operation_id, status in (("create_dataset", "201"), ("get_dataset", "200")):
-        operations[operation_id]["responses"][status]["links"]["create_job"] = train
 
 
 def install(app: FastAPI, keys: KeyRing) -> None:

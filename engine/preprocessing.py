@@ -148,6 +148,8 @@ class PreparedData:
     encoder: ColumnEncoder | None = None
     #: Rows left out because their target is missing.
     n_missing_target: int = 0
+    #: The dataset row of each row of ``X_train``, shape (n_train,) (rows with a missing target are not counted out).
+    train_rows: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -207,6 +209,7 @@ def prepare(
         X = X[:, selected]
     y_all = np.asarray(dataset.y)
     present = target_present(y_all)
+    kept_rows = np.flatnonzero(present)
     n_missing_target = int(len(y_all) - np.count_nonzero(present))
     if n_missing_target:
         if n_missing_target == len(y_all):
@@ -273,6 +276,7 @@ def prepare(
         y_scaler=y_scaler,
         encoder=encoder,
         n_missing_target=n_missing_target,
+        train_rows=kept_rows[train],
     )
 
 

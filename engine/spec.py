@@ -33,6 +33,9 @@ DType = Literal["auto", "float32", "float64"]
 CategoricalEncoding = Literal["onehot"]
 NumericImputation = Literal["mean", "median", "zero", "none"]
 CategoricalImputation = Literal["most_frequent", "missing_level", "none"]
+FoldAssignment = Literal["auto", "random", "stratified", "modulo"]
+PathSelect = Literal["1se", "min"]
+PathMeasure = Literal["mse", "mae", "deviance", "misclassification", "auc"]
 #: Metrics early stopping may monitor (and a sweep may optimize).
 Monitor = Literal["val_loss", "val_accuracy", "val_r2", "val_mae", "train_loss", "accuracy", "r2", "mae"]
 
@@ -190,6 +193,20 @@ class EarlyStoppingSpec:
 
 
 @dataclass
+class CrossValidationSpec:
+    """k-fold cross-validation of the rows outside the test split (``validation_fraction`` is then unused).
+
+    ``auto``: stratified for classification, random otherwise, seeded by ``training.seed``; ``modulo``: row
+    i in fold i mod k (H2O's); ``fold_column``: a dataset column of fold ids, which is then not a feature.
+    Today a regularization path (``path``) is cross-validated this way; minibatch models are not yet.
+    """
+
+    folds: int = knob(5, "k, the number of folds.", ge=2, le=20)
+    assignment: FoldAssignment = knob("auto", "How rows are assigned to folds (ignored with fold_column).")
+    fold_column: str | None = knob(None, "A dataset column holding each row's fold id; it is not a feature.")
+
+
+@dataclass
 class TrainingSpec:
     """Loop settings. ``dtype`` auto: float64 for linear/logistic, float32 for mlp.
 
@@ -205,6 +222,9 @@ class TrainingSpec:
     shuffle: bool = knob(True)
     seed: int = knob(0, ge=0, cap=2**63 - 1)
     early_stopping: EarlyStoppingSpec | None = section(EarlyStoppingSpec, "null: train all epochs.", default=None)
+    cross_validation: CrossValidationSpec | None = section(
+        CrossValidationSpec, "null: the holdout split of validation_fraction.", default=None
+    )
     max_runtime_seconds: float = knob(3600.0, gt=0.0)
     dtype: DType = knob("auto")
 
@@ -231,6 +251,30 @@ class PreprocessingSpec:
 
 
 @dataclass
+class PathSpec:
+    """A regularization path (glmnet's): the model fitted at every λ of a sequence, one chosen by validation.
+
+    Along the path the penalty is ``λ·(alpha‖w‖₁ + (1-alpha)/2·‖w‖₂²)`` on the standardized weights, i.e.
+    ``l1 = alpha·λ``, ``l2 = (1-alpha)·λ/2`` (so ``regularization`` stays 0). λ runs log-spaced from λ_max
+    (the smallest λ that zeroes every weight) down to ``lambda_min_ratio``·λ_max, or over ``lambdas``.
+    ``select``: ``1se`` the largest λ within one standard error of the best, ``min`` the best.
+    """
+
+    alpha: float = knob(1.0, "Elastic-net mixing: 1 the lasso, 0 the ridge.", ge=0.0, le=1.0)
+    n_lambdas: int = knob(100, "Length of the λ sequence (when lambdas is null).", ge=1, le=1000)
+    lambda_min_ratio: float | None = knob(
+        None, "Smallest λ / λ_max; null: 1e-4 when rows > inputs, else 1e-2.", gt=0.0, lt=1.0
+    )
+    lambdas: list[float] | None = knob(
+        None, "The λ values (sorted decreasing); null: the sequence from λ_max.", gt=0.0, max_items=1000
+    )
+    measure: PathMeasure | None = knob(
+        None, "Validation measure; null: mse (regression), deviance (classification).", examples=["auc"]
+    )
+    select: PathSelect = knob("1se", "The job's model: 1se (largest λ within one standard error) or min.")
+
+
+@dataclass
 class TrainSpec:
     """Everything the engine needs to train, apart from the data."""
 
@@ -244,6 +288,9 @@ class TrainSpec:
     optimizer: OptimizerSpec = section(OptimizerSpec)
     lr_schedule: ScheduleSpec = section(ScheduleSpec)
     training: TrainingSpec = section(TrainingSpec)
+    path: PathSpec | None = section(
+        PathSpec, "A regularization path over λ (linear and logistic); null: one model, minibatch training.", None
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None = None) -> TrainSpec:
@@ -298,12 +345,52 @@ class TrainSpec:
             "training.test_fraction",
             "validation_fraction + test_fraction must leave at least 10% for training",
         )
+        if self.path is not None:
+            self._validate_path()
+        elif t.cross_validation is not None:
+            _check(
+                False,
+                "training.cross_validation",
+                "cross_validation for minibatch models is not available yet; a regularization path (path) takes it",
+            )
         es = t.early_stopping
         if es is not None:
             _check(
                 not es.monitor.startswith("val_") or t.validation_fraction > 0,
                 "training.early_stopping.monitor",
                 f"{es.monitor} needs training.validation_fraction > 0",
+            )
+
+    def _validate_path(self) -> None:
+        m, r, t, path = self.model, self.regularization, self.training, self.path
+        assert path is not None
+        _check(m.type != "mlp", "path", "a regularization path fits linear or logistic models; for an mlp, run a sweep")
+        for name in ("l1", "l2", "input_dropout", "dropout"):
+            value = getattr(r, name)
+            _check(
+                all(v == 0.0 for v in value) if isinstance(value, list) else value == 0.0,
+                f"regularization.{name}",
+                "must be 0 with a path: the path sets the penalty (l1 = alpha·λ, l2 = (1-alpha)·λ/2)",
+            )
+        if path.lambdas is not None:
+            _check(len(path.lambdas) >= 1, "path.lambdas", "give at least one λ")
+        if path.measure is not None:
+            regression = m.type == "linear" or self.task == "regression"
+            allowed = ("mse", "mae") if regression else ("deviance", "misclassification", "auc", "mse", "mae")
+            _check(path.measure in allowed, "path.measure", f"must be one of {', '.join(allowed)} for {m.type}")
+        cv = t.cross_validation
+        if cv is None:
+            _check(
+                t.validation_fraction > 0,
+                "training.validation_fraction",
+                "a path chooses λ on a validation split or by cross_validation; give one of them",
+            )
+        elif cv.fold_column is not None:
+            _check(cv.fold_column != "", "training.cross_validation.fold_column", "name a column")
+            _check(
+                self.features is None or cv.fold_column not in self.features,
+                "features",
+                f"{cv.fold_column!r} is the fold column; it cannot also be a feature",
             )
 
     @property
@@ -343,7 +430,7 @@ def _check_fields(spec: Any, prefix: str) -> None:
             _check_fields(value, f"{path}.")
             continue
         for member in members(hint):
-            if get_origin(member) is Literal:
+            if get_origin(member) is Literal and value is not None:
                 choices = get_args(member)
                 _check(value in choices, path, f"must be one of {', '.join(choices)}")
         for i, number in enumerate(value if isinstance(value, list) else [value]):

@@ -9,6 +9,8 @@
   objects are never read.
 - ``jobs/{id}/attempt-{n}/weights-{best,last}.npz``: a cancelled job's best and
   last completed epochs, written by attempt ``n``.
+- ``jobs/{id}/attempt-{n}/path.json``: a path job's regularization path (per λ its statistics and
+  coefficients), beside the weights of its selected point.
 - ``jobs/{id}/metrics.json``: a finished job's per-epoch metrics, moved out of Redis.
 
 Everything of a job lies under ``jobs/{id}/`` and goes with it.
@@ -62,6 +64,10 @@ class Artifacts:
         if which not in ("best", "last"):
             raise ValueError(f"unknown checkpoint {which!r}")
         return f"{self.job_prefix(job_id)}attempt-{attempt}/weights-{which}.npz"
+
+    def path_key(self, job_id: str, attempt: int) -> str:
+        """A path job's path (JSON: per λ its statistics and coefficients), written by ``attempt``."""
+        return f"{self.job_prefix(job_id)}attempt-{attempt}/path.json"
 
     def checkpoint_key(self, job_id: str, attempt: int, epoch: int) -> str:
         """Training state after ``epoch``, written by ``attempt``."""

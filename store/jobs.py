@@ -64,7 +64,18 @@ QUOTA_RETRY_AFTER = 30
 #: the broker has the message. An entry older than a lease was lost with its sender (a crash between the
 #: two steps): the maintenance thread sends the job again (:meth:`JobStore.take_unsent`).
 UNSENT = key("unsent")
-_JSON_FIELDS = ("spec", "dataset", "error", "latest", "best", "test_metrics", "tags", "checkpoint")
+_JSON_FIELDS = (
+    "spec",
+    "dataset",
+    "error",
+    "latest",
+    "best",
+    "test_metrics",
+    "tags",
+    "checkpoint",
+    "path",
+    "path_progress",
+)
 
 
 # Every script that starts, extends or ends a lease keeps the ``leases`` sorted set
@@ -152,6 +163,7 @@ return 1
 _RENEW = """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'lease_expires', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'path_progress', ARGV[4]) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
@@ -616,10 +628,11 @@ class JobStore:
             raise StaleAttempt(f"epoch {record['epoch']} of job {job_id} does not follow the recorded ones")
         return bool(result == 1)
 
-    def renew(self, job_id: str, token: str, *, lease_seconds: float) -> None:
-        """Extend the lease; raises StaleAttempt when the attempt lost the job."""
+    def renew(self, job_id: str, token: str, *, lease_seconds: float, progress: dict[str, Any] | None = None) -> None:
+        """Extend the lease (and record a path job's ``progress``); raises StaleAttempt if the attempt lost the job."""
         expires = time.time() + lease_seconds
-        if self._renew(keys=[key("job", job_id), key("leases")], args=[token, expires, job_id]) == -1:
+        args: builtins.list[str | float] = [token, expires, job_id, json.dumps(progress) if progress else ""]
+        if self._renew(keys=[key("job", job_id), key("leases")], args=args) == -1:
             raise StaleAttempt(f"attempt no longer owns job {job_id}")
 
     def stop_requested(self, job_id: str, worker: str) -> str | None:

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from engine.spec import (
         ModelSpec,
         OptimizerSpec,
+        PathSpec,
         PreprocessingSpec,
         RegularizationSpec,
         ScheduleSpec,
@@ -96,6 +97,8 @@ else:
     TrainingSpec = schema_of(engine_spec.TrainingSpec)
     EarlyStoppingSpec = schema_of(engine_spec.EarlyStoppingSpec)
     PreprocessingSpec = schema_of(engine_spec.PreprocessingSpec)
+    CrossValidationSpec = schema_of(engine_spec.CrossValidationSpec)
+    PathSpec = schema_of(engine_spec.PathSpec)
 
 ENGINE_FIELDS = tuple(f.name for f in dataclasses.fields(TrainSpec))
 
@@ -136,6 +139,12 @@ class JobSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     lr_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    path: PathSpec | None = Field(
+        None,
+        description="A regularization path over λ for linear and logistic models (glmnet's), cross-validated "
+        "with `training.cross_validation` or validated on the holdout split; null: one model trained by minibatches.",
+        examples=[{"alpha": 1.0, "n_lambdas": 100, "select": "1se"}],
+    )
     tags: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=256)]] = Field(
         default_factory=dict, max_length=32
     )

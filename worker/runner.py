@@ -11,6 +11,7 @@ and no epoch is recorded twice.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import statistics
@@ -25,6 +26,7 @@ import redis
 
 import engine
 from engine import export
+from engine.paths import job as path_job
 from store import metrics
 from store.errors import NotFound, StaleAttempt, StorageFull
 from store.jobs import Claim
@@ -180,6 +182,8 @@ class JobRunner:
             dataset = self.catalog.load(tenant, job.dataset, job.target)
         except (engine.EngineError, NotFound, ValueError) as exc:
             return self._fail(record, claim, exc)
+        if spec.path is not None:
+            return self._fit_path(record, claim, spec, dataset)
 
         resume = self._checkpoint(record)
         progress = _Progress(self, record, claim)
@@ -245,6 +249,61 @@ class JobRunner:
         )
         self._delete_leftovers(job_id, claim.attempt)
         log.info("job %s: succeeded after %d epochs", job_id, len(result.history))
+        return Outcome("succeeded")
+
+    def _fit_path(
+        self, record: dict[str, Any], claim: Claim, spec: engine.TrainSpec, dataset: engine.Dataset
+    ) -> Outcome:
+        """A regularization path: fit and validate it, store it and the model at ``select``, finish.
+
+        The computation is deterministic and leaves no checkpoint: an attempt after a lost one computes it
+        again, to the same result.
+        """
+        job_id, tenant = record["id"], record["tenant"]
+        progress = _PathProgress(self, record, claim, path_job.steps(spec, path_job.n_lambdas(spec)))
+        started = time.monotonic()
+        try:
+            result = path_job.run(spec, dataset, on_lambda=progress.on_lambda)
+        except engine.TrainingStopped as exc:
+            if exc.reason == "stale":
+                raise progress.stale or StaleAttempt(f"attempt no longer owns job {job_id}") from None
+            if exc.reason == "cancelled":
+                self.jobs.finish(job_id, tenant, claim.token, "cancelled")
+                self._delete_leftovers(job_id, None)
+                return Outcome("cancelled")
+            if exc.reason == "shutdown":
+                self.jobs.release(job_id, claim.token)
+                if self.requeue is not None:
+                    self.requeue(job_id)
+                log.info("job %s: path handed back (worker shutting down)", job_id)
+                return Outcome("released")
+            limit = record["spec"]["training"]["max_runtime_seconds"]
+            error = {"type": "time_limit", "message": f"the path did not finish within max_runtime_seconds ({limit:g})"}
+            self.jobs.finish(job_id, tenant, claim.token, "failed", error=error)
+            return Outcome("failed", error["message"])
+        except engine.EngineError as exc:
+            return self._fail(record, claim, exc)
+        document = result.to_dict()
+        self.artifacts.storage.put(
+            self.artifacts.path_key(job_id, claim.attempt), json.dumps(document, allow_nan=False).encode()
+        )
+        model = path_job.point_model(result, result.index)
+        for fmt in export.FORMATS:
+            self.artifacts.storage.put(self.artifacts.weights_key(job_id, claim.attempt, fmt), export.dumps(model, fmt))
+        self.jobs.finish(
+            job_id,
+            tenant,
+            claim.token,
+            "succeeded",
+            weights_attempt=claim.attempt,
+            path=result.summary(),
+            path_progress={"done": progress.total, "total": progress.total},
+            test_metrics=result.test_metrics,
+        )
+        self._delete_leftovers(job_id, claim.attempt)
+        log.info(
+            "job %s: path of %d λ succeeded in %.2f s", job_id, len(result.path.lambdas), time.monotonic() - started
+        )
         return Outcome("succeeded")
 
     def _keep_cancelled(self, job_id: str, attempt: int, result: engine.TrainResult, progress: _Progress) -> bool:
@@ -364,6 +423,44 @@ class JobRunner:
             self.artifacts.delete_leftovers(job_id, attempt)
         except StorageUnavailable as exc:
             log.warning("job %s: could not delete its checkpoints yet: %s", job_id, exc)
+
+
+class _PathProgress:
+    """The ``on_lambda`` callback of a path attempt: keep the lease, record progress, stop when asked.
+
+    At most every :data:`STOP_POLL_SECONDS` it renews the lease with the λ solves done so far and asks
+    whether to stop; a stop raises :class:`engine.TrainingStopped` out of the solver.
+    """
+
+    def __init__(self, runner: JobRunner, record: dict[str, Any], claim: Claim, total: int) -> None:
+        self.runner, self.job_id, self.claim, self.total = runner, record["id"], claim, total
+        self.done = 0
+        self.stale: StaleAttempt | None = None
+        self._next_poll = 0.0
+        self._deadline = time.monotonic() + float(record["spec"]["training"]["max_runtime_seconds"])
+
+    def on_lambda(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now < self._next_poll:
+            return
+        self._next_poll = now + STOP_POLL_SECONDS
+        runner = self.runner
+        try:
+            runner.jobs.renew(
+                self.job_id,
+                self.claim.token,
+                lease_seconds=runner.settings.lease_seconds,
+                progress={"done": self.done, "total": self.total},
+            )
+        except StaleAttempt as exc:
+            self.stale = exc
+            raise engine.TrainingStopped("stale") from exc
+        reason = runner.jobs.stop_requested(self.job_id, runner.worker)
+        if reason is not None:
+            raise engine.TrainingStopped(reason)
+        if now > self._deadline:
+            raise engine.TrainingStopped("max_runtime_seconds")
 
 
 class _Progress:

@@ -21,6 +21,7 @@ from api.schemas.jobs import (
     JobSpec,
     JobStatus,
     MetricsList,
+    PathPublic,
     PredictRequest,
     PredictResponse,
 )
@@ -30,6 +31,7 @@ from api.services.jobs import job_json, view
 from api.streams import EventStream
 from engine import export
 from engine.inference import Model
+from engine.paths import job as path_job
 from store.artifacts import Artifacts
 from store.errors import NotFound
 from store.statuses import TERMINAL
@@ -187,6 +189,57 @@ def _succeeded(record: dict[str, Any]) -> int:
     return int(record["weights_attempt"])
 
 
+LambdaIndex = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=999,
+        description="A path job's point to use instead of its selected one: an index into "
+        "`GET /v1/jobs/{id}/path`'s `points` (422 out of range, or for a job without a path).",
+    ),
+]
+
+
+def _check_lambda_index(record: dict[str, Any], index: int) -> None:
+    """422 unless the job is a path job whose path has a point ``index``."""
+    summary = record.get("path")
+    if (record.get("spec") or {}).get("path") is None:
+        raise invalid("lambda_index", "applies to path jobs (a spec with `path`); this job trained one model")
+    if summary is not None and not 0 <= index < int(summary["n_lambdas"]):
+        raise invalid("lambda_index", f"must be in [0, {int(summary['n_lambdas']) - 1}]: the path has that many points")
+
+
+def _path_document(state: StateDep, record: dict[str, Any]) -> dict[str, Any]:
+    """The stored path of a succeeded path job."""
+    key = state.artifacts.path_key(record["id"], int(record["weights_attempt"]))
+    document: dict[str, Any] = json.loads(state.artifacts.storage.get(key))
+    return document
+
+
+def _path_model(state: StateDep, record: dict[str, Any], npz: str, index: int) -> Model:
+    """The job's model moved to point ``index`` of its path."""
+    model = export.loads(state.artifacts.storage.get(npz), "npz")
+    return path_job.model_at(model, _path_document(state, record), index)
+
+
+@router.get(
+    "/{job_id}/path",
+    summary="A path job's regularization path: per λ the validation curve and the coefficients",
+    responses=responses(401, 404, 409),
+)
+def get_path(job_id: str, tenant: TenantDep, state: StateDep) -> PathPublic:
+    """404 for a job without a `path` in its spec; 409 until the job has succeeded."""
+    record = state.jobs.get(tenant, job_id)
+    if (record.get("spec") or {}).get("path") is None:
+        raise ApiError(404, "Not found", f"job {job_id} has no regularization path (its spec has no `path`)")
+    _succeeded(record)
+    try:
+        document = _path_document(state, record)
+    except ObjectMissing:
+        raise NotFound("path of job", job_id) from None
+    return PathPublic.model_validate(document)
+
+
 #: What ``/weights`` serves: the stored files, and ONNX built from the npz on request.
 WeightFormat = Literal["npz", "safetensors", "json", "onnx"]
 FORMATS: tuple[str, ...] = get_args(WeightFormat)
@@ -239,13 +292,19 @@ def get_weights(
             "(last completed epoch) parameters; their metadata says which under `checkpoint`."
         ),
     ] = None,
+    lambda_index: LambdaIndex = None,
 ) -> Response:
     record = state.jobs.get(tenant, job_id)
     npz = _weights_key(record, checkpoint, state.artifacts)
     suffix = f"-{checkpoint}" if checkpoint else ""
+    if lambda_index is not None:
+        _check_lambda_index(record, lambda_index)
+        suffix = f"-lambda-{lambda_index}"
     filename = f"{job_id}{suffix}.{format}"
     try:
-        if format in export.FORMATS and checkpoint is None:
+        if lambda_index is not None:
+            model = state.model(f"{job_id}{suffix}", lambda: _path_model(state, record, npz, lambda_index))
+        elif format in export.FORMATS and checkpoint is None:
             stored = state.artifacts.storage.open(
                 state.artifacts.weights_key(job_id, int(record["weights_attempt"]), format)
             )
@@ -258,7 +317,8 @@ def get_weights(
                     "Content-Disposition": f'attachment; filename="{filename}"',
                 },
             )
-        model = state.model(f"{job_id}{suffix}", lambda: export.loads(state.artifacts.storage.get(npz), "npz"))
+        else:
+            model = state.model(f"{job_id}{suffix}", lambda: export.loads(state.artifacts.storage.get(npz), "npz"))
     except ObjectMissing:
         raise NotFound("weights of job", job_id) from None
     if format == "onnx":
@@ -280,15 +340,28 @@ INLINE_PREDICT_WORK = 2_000_000
 
 
 @router.post("/{job_id}/predict", summary="Predict with the trained model", responses=responses(401, 404, 409, 422))
-async def predict(job_id: str, body: PredictRequest, tenant: TenantDep, state: StateDep) -> PredictResponse:
-    attempt = _succeeded(await state.jobs.get_async(tenant, job_id))
-    model = state.cached_model(job_id)
+async def predict(
+    job_id: str, body: PredictRequest, tenant: TenantDep, state: StateDep, lambda_index: LambdaIndex = None
+) -> PredictResponse:
+    record = await state.jobs.get_async(tenant, job_id)
+    attempt = _succeeded(record)
+    name = job_id
+    if lambda_index is not None:
+        _check_lambda_index(record, lambda_index)
+        name = f"{job_id}-lambda-{lambda_index}"
+    model = state.cached_model(name)
     if model is None:
         key = state.artifacts.weights_key(job_id, attempt, "npz")
-        model = await anyio.to_thread.run_sync(
-            lambda: export.loads(state.artifacts.storage.get(key), "npz"), limiter=state.predictions
-        )
-        state.keep_model(job_id, model)
+        if lambda_index is not None:
+            index = lambda_index
+            model = await anyio.to_thread.run_sync(
+                lambda: _path_model(state, record, key, index), limiter=state.predictions
+            )
+        else:
+            model = await anyio.to_thread.run_sync(
+                lambda: export.loads(state.artifacts.storage.get(key), "npz"), limiter=state.predictions
+            )
+        state.keep_model(name, model)
     if len(body.inputs) * model.n_parameters <= INLINE_PREDICT_WORK:
         return _predict(model, body)
     return await anyio.to_thread.run_sync(_predict, model, body, limiter=state.predictions)

@@ -17,6 +17,9 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "MetricsList",
+    "PathPoint",
+    "PathPublic",
+    "PathSummary",
     "PredictRequest",
     "PredictResponse",
     "Progress",
@@ -94,6 +97,26 @@ class JobError(BaseModel):
     message: str
 
 
+class PathSummary(BaseModel):
+    """A path job's choice of λ (``GET /v1/jobs/{id}/path`` has every point)."""
+
+    n_lambdas: int
+    measure: str = Field(description="The validation measure: mse, mae, deviance, misclassification or auc.")
+    select: str = Field(description="`1se` or `min`: which point is the job's model.")
+    validation: str = Field(description="`cross_validation` (k folds) or `holdout` (the validation split).")
+    folds: int | None = Field(None, description="k with cross-validation.")
+    lambda_min: float = Field(description="The λ with the best cv_mean.")
+    lambda_1se: float = Field(description="The largest λ whose cv_mean is within one cv_sd of the best.")
+    index_min: int
+    index_1se: int
+    index: int = Field(description="The job's model: the point at `select`.")
+    # A field named `lambda` would be a keyword in the generated clients' languages; the summary says `lambda_`.
+    lambda_: float = Field(alias="lambda", description="λ of the job's model.")
+    nonzero: int = Field(description="Nonzero coefficients of the job's model.")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it. Routes send it with ``response_model_exclude_unset``: a metric that does
     not apply to the job is absent, as in the stored record (and as ``GET /v1/jobs/{id}`` sends it)."""
@@ -122,6 +145,37 @@ class JobPublic(BaseModel):
     dataset: DatasetSummary
     sweep_id: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    path: PathSummary | None = Field(None, description="A path job's λ choice, once it has succeeded.")
+
+
+class PathPoint(BaseModel):
+    """One λ of a path: its statistics and the coefficients on the raw scale of the model's inputs."""
+
+    index: int
+    lambda_: float = Field(alias="lambda")
+    cv_mean: float | None = Field(description="The validation measure (mean over the folds, weighted by size).")
+    cv_sd: float | None = Field(
+        description="Its standard error: glmnet's cvsd over the folds, or over the validation rows (holdout); "
+        "null where undefined (an AUC on a holdout split)."
+    )
+    nonzero: int
+    train_loss: float = Field(description="RSS/(2n) or the mean log-loss on the training rows.")
+    dev_ratio: float = Field(description="Fraction of the null deviance explained (glmnet's dev.ratio).")
+    intercept: float
+    coef: list[float] = Field(description="One per model input, in `input_names` order.")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class PathPublic(PathSummary):
+    """A path job's regularization path, every λ in decreasing order (glmnet's `lambda`, `cvm`, `cvsd`, `nzero`)."""
+
+    family: str = Field(description="`gaussian` (linear) or `binomial` (logistic).")
+    alpha: float
+    lambda_max: float = Field(description="The smallest λ at which every coefficient is 0.")
+    input_names: list[str] = Field(description="The model's inputs, which the coefficients multiply.")
+    classes: list[Any] | None = Field(None, description="Binomial: the coefficients predict `classes[1]`.")
+    points: list[PathPoint]
 
 
 class JobList(BaseModel):

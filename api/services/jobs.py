@@ -70,8 +70,25 @@ def admit(state: AppState, tenant: str, job: JobSpec, dataset: dict[str, Any] | 
     if dataset is None:
         dataset = resolve_dataset(state, tenant, job.dataset)
     check_target(job, dataset)
+    if job.path is not None:
+        check_path(job, dataset)
     check_budget(job, dataset, state.settings)
     return dataset
+
+
+def check_path(job: JobSpec, dataset: dict[str, Any]) -> None:
+    """A path job's dataset: two classes for a logistic path, and the fold column, if named, among its columns."""
+    classes = dataset.get("classes")
+    if job.model.type == "logistic" and not job.target and classes and len(classes) > 2:
+        raise invalid("path", f"a logistic path fits two classes; dataset {dataset['id']!r} has {len(classes)}")
+    cv = job.training.cross_validation
+    if cv is not None and cv.fold_column is not None:
+        available = _feature_columns(job, dataset)
+        if cv.fold_column not in available:
+            raise invalid(
+                "training.cross_validation.fold_column",
+                f"no feature column {cv.fold_column!r} in dataset {dataset['id']!r} (columns: {', '.join(available)})",
+            )
 
 
 def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> None:
@@ -87,7 +104,18 @@ def check_budget(job: JobSpec, dataset: dict[str, Any], settings: Settings) -> N
         )
     t = job.training
     n_train = dataset["n_samples"] * (1.0 - t.validation_fraction - t.test_fraction)
-    work = t.epochs * n_train * params
+    if job.path is not None:
+        # A path solves each λ once on the full training rows and once per fold.
+        folds = t.cross_validation.folds if t.cross_validation is not None else 0
+        lambdas = len(job.path.lambdas) if job.path.lambdas is not None else job.path.n_lambdas
+        work = lambdas * (folds + 1) * dataset["n_samples"] * params
+        if work > settings.max_work:
+            raise invalid(
+                "path.n_lambdas",
+                f"lambdas x (folds + 1) x rows x parameters = {work:.3g}, over the limit of {settings.max_work:.3g}",
+            )
+    else:
+        work = t.epochs * n_train * params
     if work > settings.max_work:
         raise invalid(
             "training.epochs",
@@ -205,6 +233,10 @@ def document(record: dict[str, Any]) -> dict[str, Any]:
     spec = record["spec"] or {}
     epochs = int(spec.get("training", {}).get("epochs", 0))
     done = record["epochs_done"]
+    steps = record.get("path_progress")
+    if spec.get("path") is not None:
+        # A path reports the λ solves done of all it has to do (the path, then each fold) in place of epochs.
+        done, epochs = (int(steps["done"]), int(steps["total"])) if steps else (0, 0)
     latest = record.get("latest")
     eta = eta_seconds(record)
     best = record.get("best")
@@ -238,6 +270,7 @@ def document(record: dict[str, Any]) -> dict[str, Any]:
         else {},
         "sweep_id": record.get("sweep_id"),
         "tags": record.get("tags") or {},
+        "path": record.get("path"),
     }
 
 

@@ -80,9 +80,12 @@ def add_parsers(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     p.add_argument("--format", choices=WEIGHTS_FORMATS, default="safetensors")
     p.add_argument("--checkpoint", choices=("best", "last"), help="a cancelled job's best or last epoch")
+    lambda_help = "a path job's model at this point of its path (default: the selected one)"
+    p.add_argument("--lambda-index", type=int, metavar="I", help=lambda_help)
     p = command(jobs, "predict", jobs_predict, "predict rows of a JSON file ([[...]] or {'inputs': [[...]]})")
     p.add_argument("id", help=job_help)
     p.add_argument("--inputs", type=Path, required=True, metavar="FILE")
+    p.add_argument("--lambda-index", type=int, metavar="I", help=lambda_help)
 
     sweeps = group("sweeps", "submit sweeps and read their leaderboards")
     p = command(sweeps, "submit", sweeps_submit, "start a sweep from a JSON spec (POST /v1/sweeps body)")
@@ -249,7 +252,9 @@ def jobs_cancel(client: Client, args: argparse.Namespace) -> int:
 
 def jobs_weights(client: Client, args: argparse.Namespace) -> int:
     job_id = ids.job_id(client, args.id)
-    path = client.jobs.download_weights(job_id, args.output, format=args.format, checkpoint=args.checkpoint)
+    path = client.jobs.download_weights(
+        job_id, args.output, format=args.format, checkpoint=args.checkpoint, lambda_index=args.lambda_index
+    )
     size = path.stat().st_size
     _emit(args, {"path": str(path), "format": args.format, "bytes": size}, lambda out: f"{path} ({size} bytes)")
     return OK
@@ -260,7 +265,7 @@ def jobs_predict(client: Client, args: argparse.Namespace) -> int:
     inputs = data.get("inputs") if isinstance(data, dict) else data
     if not isinstance(inputs, list):
         raise UsageError(f'{args.inputs}: expected [[...], ...] or {{"inputs": [[...], ...]}}')
-    prediction = client.jobs.predict(ids.job_id(client, args.id), inputs)
+    prediction = client.jobs.predict(ids.job_id(client, args.id), inputs, lambda_index=args.lambda_index)
 
     def table(out: Console) -> Table:
         columns = ["row", "prediction", *(f"p({c})" for c in prediction.classes or [])]

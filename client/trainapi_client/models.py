@@ -24,11 +24,18 @@ class Model:
     @classmethod
     def from_dict(cls: type[M], data: dict[str, Any]) -> M:
         hints = _hints(cls)
-        values = {f.name: _build(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data}
+        values = {
+            f.name: _build(hints[f.name], data[json_name(f)]) for f in dataclasses.fields(cls) if json_name(f) in data
+        }
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {json_name(f): _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def json_name(f: dataclasses.Field[Any]) -> str:
+    """A field's name in the JSON: its own, or ``metadata["json"]`` for a name Python keeps (``lambda``)."""
+    return str(f.metadata.get("json", f.name))
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -198,10 +205,56 @@ class Job(Model):
     dataset: DatasetSummary
     sweep_id: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    path: PathSummary | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PathSummary(Model):
+    """A path job's choice of λ: λ_min, λ_1se, and the point that is the job's model (``index``, ``lambda_``)."""
+
+    n_lambdas: int
+    measure: str
+    select: str
+    validation: str
+    folds: int | None = None
+    lambda_min: float
+    lambda_1se: float
+    index_min: int
+    index_1se: int
+    index: int
+    lambda_: float = dataclasses.field(metadata={"json": "lambda"})
+    nonzero: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PathPoint(Model):
+    """One λ of a path: the validation curve there (``cv_mean`` ± ``cv_sd``) and the raw-scale coefficients."""
+
+    index: int
+    lambda_: float = dataclasses.field(metadata={"json": "lambda"})
+    cv_mean: float | None
+    cv_sd: float | None
+    nonzero: int
+    train_loss: float
+    dev_ratio: float
+    intercept: float
+    coef: list[float]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Path(PathSummary):
+    """``GET /v1/jobs/{id}/path``: the summary, and every point in decreasing λ (glmnet's ``lambda``, ``cvm``, …)."""
+
+    family: str
+    alpha: float
+    lambda_max: float
+    input_names: list[str]
+    classes: list[Any] | None = None
+    points: list[PathPoint]
 
 
 #: Every status a job can have, in the order of its life.
@@ -272,6 +325,9 @@ SCHEMAS: dict[type[Model], str] = {
     JobError: "JobError",
     DatasetSummary: "DatasetSummary",
     Job: "JobPublic",
+    PathSummary: "PathSummary",
+    PathPoint: "PathPoint",
+    Path: "PathPublic",
     Prediction: "PredictResponse",
     Trial: "TrialResult",
     Sweep: "SweepPublic",

@@ -124,12 +124,22 @@ def sweeps(console: Console, items: Sequence[Sweep]) -> Table:
 
 
 def job_summary(job: Job) -> Group:
-    """What ``jobs show`` and ``jobs watch`` print: status, epochs, best and final metrics."""
+    """What ``jobs show`` and ``jobs watch`` print: status, epochs (a path's λ solves), best and final metrics,
+    and a path job's λ_min, λ_1se and the chosen model."""
     table = Table.grid(padding=(0, 3))
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     rows = [] if job.name == job.id else [("name", job.name)]
-    rows += [("status", job.status), ("epochs", f"{job.progress.epoch}/{job.progress.epochs}")]
+    steps = "λ solves" if job.spec.get("path") is not None else "epochs"
+    rows += [("status", job.status), (steps, f"{job.progress.epoch}/{job.progress.epochs}")]
+    if job.path is not None:
+        path = job.path
+        how = f"{path.folds}-fold CV" if path.folds else "holdout"
+        rows.append(("λ_min", f"{number(path.lambda_min)}  (index {path.index_min}; {path.measure}, {how})"))
+        rows.append(("λ_1se", f"{number(path.lambda_1se)}  (index {path.index_1se})"))
+        rows.append(
+            ("model", f"λ = {number(path.lambda_)} ({path.select}), index {path.index}, {path.nonzero} nonzero")
+        )
     rows.append(("dataset", f"{job.dataset.name} ({job.dataset.n_samples} x {job.dataset.n_features})"))
     if job.sweep_id:
         rows.append(("sweep", job.sweep_id))

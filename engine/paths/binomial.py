@@ -13,6 +13,7 @@ set join it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,8 +101,12 @@ def solve_path(
     top: float,
     tol: float,
     max_sweeps: int,
+    on_lambda: Callable[[], None] | None = None,
 ) -> Solution:
-    """Every λ of the sequence, warm-started; ``top`` is the full data's λ_max (first strong set)."""
+    """Every λ of the sequence, warm-started; ``top`` is the full data's λ_max (first strong set).
+
+    ``on_lambda`` is called after each λ and may raise to stop.
+    """
     Xs = data.X
     n, p = Xs.shape
     y_sd = float(np.std(y))
@@ -189,4 +194,6 @@ def solve_path(
         out.iterations[i] = iterations
         out.converged[i] = done
         previous = lam
+        if on_lambda is not None:
+            on_lambda()
     return out

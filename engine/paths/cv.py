@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,7 @@ def cv_path(
     fit_intercept: bool = True,
     tol: float = DEFAULT_TOL,
     max_sweeps: int = DEFAULT_MAX_SWEEPS,
+    on_lambda: Callable[[], None] | None = None,
 ) -> CVPath:
     """Cross-validate the path over given folds, as ``cv.glmnet(..., foldid=folds)``.
 
@@ -123,6 +125,9 @@ def cv_path(
     measure : str, optional
         ``mse`` (gaussian default), ``mae``; for binomial ``deviance`` (default),
         ``misclassification`` (glmnet's ``class``), ``auc``, ``mse``, ``mae``.
+    on_lambda : callable, optional
+        Called after each λ of each solve: ``n_lambda`` times for gaussian (one batch), ``(K + 1) · n_lambda``
+        for binomial (the full fit, then each fold); it may raise to stop.
 
     Returns
     -------
@@ -138,7 +143,7 @@ def cv_path(
         data = gaussian.problems(X, y, groups, fit_intercept=fit_intercept, standardize=standardize)
         top = lambda_max(data.linear[0], alpha)
         seq = choose_lambdas(top, (n, p), lambdas, n_lambda, lambda_min_ratio)
-        solution = gaussian.solve_path(data, seq, alpha, top=top, tol=tol, max_sweeps=max_sweeps)
+        solution = gaussian.solve_path(data, seq, alpha, top=top, tol=tol, max_sweeps=max_sweeps, on_lambda=on_lambda)
         path = gaussian_path(data, solution, seq, alpha, top, fit_intercept, index=0)
         coef, intercept = gaussian.original_scale(data, solution.weights, fit_intercept)
         held_out = np.empty((n, len(seq)))
@@ -149,7 +154,15 @@ def cv_path(
         top = lambda_max(binomial.null_gradient(std, y, fit_intercept), alpha)
         seq = choose_lambdas(top, (n, p), lambdas, n_lambda, lambda_min_ratio)
         fit = binomial.solve_path(
-            std, y, seq, alpha, fit_intercept=fit_intercept, top=top, tol=tol, max_sweeps=max_sweeps
+            std,
+            y,
+            seq,
+            alpha,
+            fit_intercept=fit_intercept,
+            top=top,
+            tol=tol,
+            max_sweeps=max_sweeps,
+            on_lambda=on_lambda,
         )
         path = binomial_path(std, y, fit, seq, alpha, top, fit_intercept)
         held_out = np.empty((n, len(seq)))
@@ -160,7 +173,15 @@ def cv_path(
                 raise InputError("a fold's training rows hold one class only")
             fold_std = binomial.standardize_rows(X[train], fit_intercept=fit_intercept, standardize=standardize)
             fold_fit = binomial.solve_path(
-                fold_std, y[train], seq, alpha, fit_intercept=fit_intercept, top=top, tol=tol, max_sweeps=max_sweeps
+                fold_std,
+                y[train],
+                seq,
+                alpha,
+                fit_intercept=fit_intercept,
+                top=top,
+                tol=tol,
+                max_sweeps=max_sweeps,
+                on_lambda=on_lambda,
             )
             fold_path = binomial_path(fold_std, y[train], fold_fit, seq, alpha, top, fit_intercept)
             held_out[rows] = fold_path.predict(X[rows], kind="link")

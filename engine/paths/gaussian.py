@@ -11,6 +11,7 @@ rank-one corrections of those sums, and the solver sees K+1 small
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,10 +163,12 @@ def solve_path(
     top: float,
     tol: float,
     max_sweeps: int,
+    on_lambda: Callable[[], None] | None = None,
 ) -> Solution:
     """Every problem at every λ, warm-started, with the sequential strong rule.
 
-    ``top`` is the full data's λ_max, the reference λ for the first strong set.
+    ``top`` is the full data's λ_max, the reference λ for the first strong set; ``on_lambda`` is called
+    after each λ (every problem of the batch solved at it) and may raise to stop.
     """
     K, p = data.linear.shape
     quad = cd.Quadratic(data.gram, data.linear)
@@ -193,6 +196,8 @@ def solve_path(
         # RSS/n = y_var - 2cᵀw + wᵀGw, and wᵀGw = cᵀw - rᵀw.
         rss[:, i] = data.y_var - np.einsum("kj,kj->k", data.linear + R, W)
         previous = lam
+        if on_lambda is not None:
+            on_lambda()
     return Solution(weights, sweeps, converged, np.maximum(rss, 0.0))
 
 

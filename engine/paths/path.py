@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,7 @@ def fit_path(
     fit_intercept: bool = True,
     tol: float = DEFAULT_TOL,
     max_sweeps: int = DEFAULT_MAX_SWEEPS,
+    on_lambda: Callable[[], None] | None = None,
 ) -> Path:
     """Fit the elastic-net path: every λ solved to optimality, each warm-started from the last.
 
@@ -153,6 +155,8 @@ def fit_path(
         ``tol · sd(y)``.
     max_sweeps : int
         Cap on coordinate sweeps per λ (gaussian) or per Newton step (binomial).
+    on_lambda : callable, optional
+        Called after each λ is solved (progress; it may raise to stop the fit).
 
     Returns
     -------
@@ -165,12 +169,14 @@ def fit_path(
         data = gaussian.problems(X, y, [np.arange(n)], fit_intercept=fit_intercept, standardize=standardize)
         top = lambda_max(data.linear[0], alpha)
         seq = choose_lambdas(top, (n, p), lambdas, n_lambda, lambda_min_ratio)
-        solution = gaussian.solve_path(data, seq, alpha, top=top, tol=tol, max_sweeps=max_sweeps)
+        solution = gaussian.solve_path(data, seq, alpha, top=top, tol=tol, max_sweeps=max_sweeps, on_lambda=on_lambda)
         return gaussian_path(data, solution, seq, alpha, top, fit_intercept, index=0)
     std = binomial.standardize_rows(X, fit_intercept=fit_intercept, standardize=standardize)
     top = lambda_max(binomial.null_gradient(std, y, fit_intercept), alpha)
     seq = choose_lambdas(top, (n, p), lambdas, n_lambda, lambda_min_ratio)
-    fit = binomial.solve_path(std, y, seq, alpha, fit_intercept=fit_intercept, top=top, tol=tol, max_sweeps=max_sweeps)
+    fit = binomial.solve_path(
+        std, y, seq, alpha, fit_intercept=fit_intercept, top=top, tol=tol, max_sweeps=max_sweeps, on_lambda=on_lambda
+    )
     return binomial_path(std, y, fit, seq, alpha, top, fit_intercept)
 
 

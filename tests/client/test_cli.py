@@ -296,3 +296,25 @@ def test_the_trainapi_script_has_the_client_commands_and_the_server_commands_fro
         assert result.returncode == 0, result.stderr
         listed = set(re.findall(r"^    (\w+) ", result.stdout, re.M))
         assert {"datasets", "jobs", "sweeps", "serve", "api", "worker", "webhooks", "keys"} <= listed, result.stdout
+
+
+def test_a_path_job_through_the_client_and_jobs_show(service, capsys):
+    spec = {
+        "dataset": "diabetes",
+        "model": {"type": "linear"},
+        "path": {"n_lambdas": 20},
+        "training": {"cross_validation": {"folds": 3}},
+    }
+    with Client(service.url) as client:
+        job = client.jobs.wait(client.jobs.create(spec).id, timeout=120)
+        assert job.status == "succeeded" and job.path is not None
+        path = client.jobs.path(job.id)
+        assert len(path.points) == 20 and path.points[path.index].lambda_ == job.path.lambda_
+        assert path.lambda_1se == job.path.lambda_1se and path.points[path.index].nonzero == job.path.nonzero
+        assert path.to_dict()["points"][0]["lambda"] == path.points[0].lambda_  # the JSON name back
+        point = path.points[5]
+        answer = client.jobs.predict(job.id, [[0.0] * 10], lambda_index=5)
+        assert abs(answer.predictions[0] - point.intercept) <= 1e-9 * abs(point.intercept)
+    status, out, _ = in_process(capsys, service.url, "jobs", "show", job.id)
+    assert status == 0, out
+    assert "λ_min" in out and "λ_1se" in out and f"{job.path.nonzero} nonzero" in out and "3-fold CV" in out

@@ -74,8 +74,10 @@ def _mismatch(tp: Any, schema: dict[str, Any], components: dict[str, Any]) -> st
 def test_typed_results_match_the_live_schema(model: type[Model], components: dict[str, Any]) -> None:
     name = _schema_name(components, SCHEMAS[model])
     schema = components[name]
-    hints = typing.get_type_hints(model, vars(models))
-    fields = {f.name: f for f in dataclasses.fields(model)}
+    types_ = typing.get_type_hints(model, vars(models))
+    # A field keeps its JSON name in metadata when Python cannot use it (``lambda``).
+    hints = {models.json_name(f): types_[f.name] for f in dataclasses.fields(model)}
+    fields = {models.json_name(f): f for f in dataclasses.fields(model)}
     assert set(fields) == set(schema["properties"]), f"{model.__name__} vs {name}: update client/trainapi_client"
     required = {
         n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -87,7 +89,9 @@ def test_typed_results_match_the_live_schema(model: type[Model], components: dic
 
 def test_every_response_schema_has_a_typed_result(components: dict[str, Any]) -> None:
     mirrored = {_schema_name(components, name) for name in SCHEMAS.values()}
-    responses = {"DatasetPublic", "JobPublic", "EpochMetrics", "PredictResponse", "SweepPublic", "TrialResult"}
+    responses = {
+        "DatasetPublic", "JobPublic", "EpochMetrics", "PredictResponse", "SweepPublic", "TrialResult", "PathPublic"
+    }  # fmt: skip
     assert {_schema_name(components, n) for n in responses} <= mirrored
 
 

@@ -42,6 +42,10 @@ def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
         body = {part: body}
     if path[:2] == ("training", "early_stopping"):
         body["training"].setdefault("validation_fraction", 0.2)
+    if path[0] == "path" or path[:2] == ("training", "cross_validation"):
+        # A path fits linear or logistic models (a logistic one takes every measure); only a path takes folds.
+        body["model"] = {"type": "logistic"}
+        body.setdefault("path", {})
     return body
 
 

@@ -1,5 +1,5 @@
 """``/v1/jobs``: create (with an idempotency key), get, list, cancel, delete, metrics, stream, wait,
-download the weights, predict."""
+a path job's path, download the weights, predict (``lambda_index``: another point of a path)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from httpx_sse import EventSource, ServerSentEvent
 from trainapi_client.base_client import Request, RetryPolicy, url_path
 from trainapi_client.errors import APIConnectionError
 from trainapi_client.models import EpochMetrics, Job, Prediction
+from trainapi_client.models import Path as RegularizationPath
 from trainapi_client.resources.resource import AsyncResource, SyncResource
 from trainapi_client.waiting import ProgressBar, async_wait_for, wait_for
 
@@ -44,16 +45,22 @@ def _records(body: dict[str, Any]) -> builtins.list[EpochMetrics]:
     return [EpochMetrics.from_dict(item) for item in body["items"]]
 
 
-def _weights(job_id: str, format: str, checkpoint: str | None) -> Request:
+def _weights(job_id: str, format: str, checkpoint: str | None, lambda_index: int | None = None) -> Request:
     if format not in WEIGHT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(WEIGHT_FORMATS)}, not {format!r}")
-    params = {"format": format, "checkpoint": checkpoint}
+    params = {"format": format, "checkpoint": checkpoint, "lambda_index": lambda_index}
     return Request("GET", url_path("v1", "jobs", job_id, "weights"), params=params)
 
 
-def _predict(job_id: str, inputs: Any) -> Request:
+def _predict(job_id: str, inputs: Any, lambda_index: int | None = None) -> Request:
     rows = inputs.tolist() if hasattr(inputs, "tolist") else inputs
-    return Request("POST", url_path("v1", "jobs", job_id, "predict"), json={"inputs": rows})
+    return Request(
+        "POST", url_path("v1", "jobs", job_id, "predict"), json={"inputs": rows}, params={"lambda_index": lambda_index}
+    )
+
+
+def _path(job_id: str) -> Request:
+    return Request("GET", url_path("v1", "jobs", job_id, "path"))
 
 
 class EventStream:
@@ -184,21 +191,32 @@ class Jobs(SyncResource):
         """
         return wait_for(lambda: self.get(job_id), timeout, progress, interval)
 
+    def path(self, job_id: str) -> RegularizationPath:
+        """A succeeded path job's regularization path: per λ the validation curve and the coefficients."""
+        return self._transport.call(_path(job_id), RegularizationPath)
+
     def download_weights(
-        self, job_id: str, path: str | Path, format: str = "safetensors", checkpoint: str | None = None
+        self,
+        job_id: str,
+        path: str | Path,
+        format: str = "safetensors",
+        checkpoint: str | None = None,
+        lambda_index: int | None = None,
     ) -> Path:
         """Stream the trained weights (``npz``, ``safetensors``, ``json`` or ``onnx``) to ``path``; returns it.
 
         ``checkpoint="best"`` or ``"last"``: a cancelled job's parameters of its best or last epoch.
+        ``lambda_index``: a path job's model at that point of its path instead of the selected one.
         """
-        with self._transport.open(_weights(job_id, format, checkpoint)) as response, Download(path) as out:
+        request = _weights(job_id, format, checkpoint, lambda_index)
+        with self._transport.open(request) as response, Download(path) as out:
             for chunk in response.iter_bytes():
                 out.write(chunk)
         return Path(path)
 
-    def predict(self, job_id: str, inputs: Any) -> Prediction:
-        """Predictions for rows of raw features (lists, or anything with ``tolist()``)."""
-        return self._transport.call(_predict(job_id, inputs), Prediction)
+    def predict(self, job_id: str, inputs: Any, *, lambda_index: int | None = None) -> Prediction:
+        """Predictions for rows of raw features (lists, or anything with ``tolist()``); ``lambda_index`` as above."""
+        return self._transport.call(_predict(job_id, inputs, lambda_index), Prediction)
 
 
 class AsyncJobs(AsyncResource):
@@ -247,14 +265,22 @@ class AsyncJobs(AsyncResource):
     ) -> Job:
         return await async_wait_for(lambda: self.get(job_id), timeout, progress, interval)
 
+    async def path(self, job_id: str) -> RegularizationPath:
+        return await self._transport.call(_path(job_id), RegularizationPath)
+
     async def download_weights(
-        self, job_id: str, path: str | Path, format: str = "safetensors", checkpoint: str | None = None
+        self,
+        job_id: str,
+        path: str | Path,
+        format: str = "safetensors",
+        checkpoint: str | None = None,
+        lambda_index: int | None = None,
     ) -> Path:
-        async with self._transport.open(_weights(job_id, format, checkpoint)) as response:
+        async with self._transport.open(_weights(job_id, format, checkpoint, lambda_index)) as response:
             with Download(path) as out:
                 async for chunk in response.aiter_bytes():
                     out.write(chunk)
         return Path(path)
 
-    async def predict(self, job_id: str, inputs: Any) -> Prediction:
-        return await self._transport.call(_predict(job_id, inputs), Prediction)
+    async def predict(self, job_id: str, inputs: Any, *, lambda_index: int | None = None) -> Prediction:
+        return await self._transport.call(_predict(job_id, inputs, lambda_index), Prediction)

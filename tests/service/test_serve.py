@@ -92,6 +92,7 @@ def test_a_killed_redis_server_is_restarted_with_nothing_lost(served):
         assert job["id"] in [j["id"] for j in client.get("/v1/jobs").json()["items"]]
     assert proc.poll() is None
     assert back_after < 10
+    print(f"/readyz 200 again {back_after:.1f} s after redis-server was killed")
     log = (root / "serve.log").read_text()
     assert "redis-server exited with status -9" in log and "redis-server started again" in log
     assert (root / "data" / "logs" / "redis.log").stat().st_size > 0, "Redis logs to the data directory"

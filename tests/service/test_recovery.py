@@ -84,6 +84,33 @@ def test_killed_worker_process_resumes_from_checkpoint_bit_identically(cluster):
     _no_partial_files(cluster.root)
 
 
+PATH_JOB = {
+    "dataset": "diabetes",
+    "model": {"type": "linear"},
+    "path": {"n_lambdas": 100, "alpha": 0.9},
+    "training": {"cross_validation": {"folds": 10}, "seed": 4},
+}
+
+
+def test_a_path_job_whose_worker_is_killed_mid_path_gives_the_same_path(cluster):
+    with httpx.Client(base_url=cluster.url, timeout=30) as api:
+        reference = api.post("/v1/jobs", json=PATH_JOB).json()["id"]
+        assert wait_for_job(api, reference, timeout=180)["status"] == "succeeded"
+
+        job_id = api.post("/v1/jobs", json=PATH_JOB).json()["id"]
+        # Progress counts λ solves: kill the worker once it is a fifth of the way through.
+        os.kill(_running_pid(api, cluster, job_id, min_epoch=40), signal.SIGKILL)
+
+        job = wait_for_job(api, job_id, timeout=180)
+        assert job["status"] == "succeeded", cluster.logs()
+        assert job["attempt"] == 2
+        assert api.get(f"/v1/jobs/{job_id}/path").json() == api.get(f"/v1/jobs/{reference}/path").json()
+        expected, actual = _tensors(api, reference), _tensors(api, job_id)
+        for name in expected:
+            assert actual[name].tobytes() == expected[name].tobytes(), name
+    _no_partial_files(cluster.root)
+
+
 def test_a_job_whose_attempts_keep_dying_fails_after_max_attempts(cluster):
     with httpx.Client(base_url=cluster.url, timeout=30) as api:
         job_id = api.post("/v1/jobs", json={**LONG_JOB, "training": {**LONG_JOB["training"], "epochs": 200}}).json()[

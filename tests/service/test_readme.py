@@ -40,6 +40,7 @@ BLOCKS = {
     ("docs/client.md", "cd examples"): "test_the_command_line_session_runs",
     ("docs/datasets.md", "cd examples && B=http://127.0.0.1:8000"): "test_the_onnx_block_answers_like_predict",
     ("docs/development.md", "scripts/test"): "not run: it is the whole suite",
+    ("docs/jobs.md", 'curl -s --json \'{"dataset": "diabetes"'): "test_the_path_block_chooses_lambda",
     ("docs/development.md", "from engine import TrainSpec, export, load_builtin, train"): "test_the_engine_block_runs",
     ("docs/sweeps.md", "cd examples && B=http://127.0.0.1:8000"): "test_the_larger_sweeps_are_accepted (submitted "
     "and cancelled: run to the end they take about a minute of both cores; bench/sweep.py --example runs the "
@@ -289,6 +290,18 @@ def test_the_larger_sweeps_are_accepted(session: Session) -> None:
             sweep = api.get(f"/v1/sweeps/{sweep_id}").json()
             assert sweep["name"] in ("moons-regularization", "digits-tpe") and sweep["status"] in ("queued", "running")
             assert api.post(f"/v1/sweeps/{sweep_id}/cancel").status_code == 202
+
+
+def test_the_path_block_chooses_lambda(session: Session) -> None:
+    """docs/jobs.md's regularization path as written (``$B`` the service): 100 λ, 10 folds, λ_min and λ_1se."""
+    block = doc_block("docs/jobs.md", "## Regularization paths", "sh")
+    (job,) = [json.loads(line) for line in _run_bash(f"B={session.service.url}\n{block}", session.repo).splitlines()]
+    assert job["status"] in ("queued", "running", "succeeded"), job
+    with _client(session.service) as api:
+        assert wait_for_job(api, job["id"], timeout=300)["status"] == "succeeded"
+        path = api.get(f"/v1/jobs/{job['id']}/path").json()
+    assert len(path["points"]) == 100
+    assert path["lambda_1se"] >= path["lambda_min"] > 0
 
 
 def test_the_job_spec_block_is_the_normalized_default(session: Session) -> None:

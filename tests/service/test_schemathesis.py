@@ -7,11 +7,13 @@ headers, ``Allow`` on 405s, 401 without the key). The service runs with real Red
 a worker; a tight budget keeps generated jobs tiny.
 
 A second run is the stateful phase alone, with more scenarios: it follows the document's ``links``
-(``job_id: $response.body#/id`` from a created or fetched job, ...) and one the test adds: from a
-dataset to a job on it (``create_job`` with the body ``{"dataset": id}`` and this service's runtime
-limit; the document has no such link, as openapi-generator's parser takes only a string for a link's
-body). The test reads the run's VCR cassette for calls to predict, weights and cancel with the ids
-of jobs the service created.
+(``job_id: $response.body#/id`` from a created or fetched job, ...) and ones the test adds: from a
+dataset, and from the datasets listing (its first item, a built-in), to a one-epoch job on it
+(``create_job`` with the body ``{"dataset": id, "training": {"epochs": 1, ...}}``, within this
+service's budget; the document has no such link, as openapi-generator's parser takes only a string for a
+link's body). One worker and a fixed seed keep its scenarios the same from run to run. The test reads
+the run's VCR cassette for calls to predict, weights and cancel with the ids of jobs the service created,
+and asserts each is called.
 
 One check cannot apply and is excluded (README, "OpenAPI"): ``positive_data_acceptance``
 expects every schema-valid request to be accepted, but acceptance also depends on rules a
@@ -48,9 +50,13 @@ STATEFUL_CONFIG = """
 max-examples = 800
 """
 STREAMS = ["job_events", "sweep_events"]
+#: Left out of the stateful run too: a job without a path answers 404 there (it has no such resource), which
+#: schemathesis, following its inferred link from a created job, reads as "created resource not found" (ST302).
+NOT_LINKED = ["get_path"]
 TRAIN = {
     "operationId": "create_job",
-    "requestBody": {"dataset": "$response.body#/id", "training": {"max_runtime_seconds": 5}},
+    # One epoch: within the fixture's budget (epochs x rows x parameters <= 1e6) on any built-in.
+    "requestBody": {"dataset": "$response.body#/id", "training": {"epochs": 1, "max_runtime_seconds": 5}},
     "x-schemathesis": {"merge_body": False},  # merged into a generated spec, the body is mostly invalid
 }
 
@@ -92,23 +98,28 @@ def test_the_stateful_phase_finds_nothing(fuzzed, tmp_path):
     document = httpx.get(f"{svc.url}/openapi.json", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
     for path, method, status in (("/v1/datasets", "post", "201"), ("/v1/datasets/{dataset_id}", "get", "200")):
         document["paths"][path][method]["responses"][status]["links"]["create_job"] = TRAIN
+    # The listing always starts with the built-in datasets: a job on the first comes up in most scenarios.
+    listing = document["paths"]["/v1/datasets"]["get"]["responses"]["200"]
+    listing.setdefault("links", {})["create_job"] = {
+        **TRAIN,
+        "requestBody": {**TRAIN["requestBody"], "dataset": "$response.body#/items/0/id"},
+    }
     (tmp_path / "openapi.json").write_text(json.dumps(document))
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", str(tmp_path / "openapi.json"),
         "--url", svc.url,
         "--checks", "all", "--exclude-checks", ",".join(NOT_APPLICABLE),
-        "--header", f"Authorization: Bearer {key}", "--phases", "stateful", "--seed", "1", "--workers", "2",
-        *[arg for name in STREAMS for arg in ("--exclude-operation-id", name)],
+        "--header", f"Authorization: Bearer {key}", "--phases", "stateful", "--seed", "1", "--workers", "1",
+        *[arg for name in STREAMS + NOT_LINKED for arg in ("--exclude-operation-id", name)],
         "--report", "vcr", "--report-vcr-path", str(tmp_path / "cassette.yaml"),
     ]  # fmt: skip
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
-    # How far the random scenarios get varies from run to run (seed 1 once gave 11, 16 and 13 calls to
-    # predict, weights and cancel on created jobs, other runs none): a figure, not an assertion.
     reached = stateful_calls_on_created_jobs(tmp_path / "cassette.yaml")
     print(f"stateful calls on created jobs: {dict(reached)}")
+    assert all(reached[operation] > 0 for operation in ("predict", "weights", "cancel")), dict(reached)
 
 
 def stateful_calls_on_created_jobs(cassette: Path) -> Counter[str]:

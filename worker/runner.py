@@ -223,17 +223,13 @@ class JobRunner:
             return Outcome("pruned")
         if stop_reason == "shutdown":
             # The worker is stopping: the last epoch's checkpoint is recorded; hand the job back.
-            self.jobs.release(job_id, claim.token)
-            if self.requeue is not None:
-                self.requeue(job_id)
+            self._hand_back(job_id, claim)
             log.info("job %s: handed back at epoch %d (worker shutting down)", job_id, progress.epochs_done)
             return Outcome("released")
 
         assert result is not None  # every stop without a result returned above
         model = export.to_model(result)
-        for fmt in export.FORMATS:
-            # Each format is one whole object; the record names this attempt's only after all three exist.
-            self.artifacts.storage.put(self.artifacts.weights_key(job_id, claim.attempt, fmt), export.dumps(model, fmt))
+        self._store_weights(job_id, claim.attempt, model)
         self.jobs.finish(
             job_id,
             tenant,
@@ -250,6 +246,18 @@ class JobRunner:
         self._delete_leftovers(job_id, claim.attempt)
         log.info("job %s: succeeded after %d epochs", job_id, len(result.history))
         return Outcome("succeeded")
+
+    def _store_weights(self, job_id: str, attempt: int, model: Any) -> None:
+        """The model in every stored format, each one whole object; the record names this attempt's only after
+        all of them exist."""
+        for fmt in export.FORMATS:
+            self.artifacts.storage.put(self.artifacts.weights_key(job_id, attempt, fmt), export.dumps(model, fmt))
+
+    def _hand_back(self, job_id: str, claim: Claim) -> None:
+        """The worker is stopping: release the job and send it to the queue again."""
+        self.jobs.release(job_id, claim.token)
+        if self.requeue is not None:
+            self.requeue(job_id)
 
     def _fit_path(
         self, record: dict[str, Any], claim: Claim, spec: engine.TrainSpec, dataset: engine.Dataset
@@ -272,9 +280,7 @@ class JobRunner:
                 self._delete_leftovers(job_id, None)
                 return Outcome("cancelled")
             if exc.reason == "shutdown":
-                self.jobs.release(job_id, claim.token)
-                if self.requeue is not None:
-                    self.requeue(job_id)
+                self._hand_back(job_id, claim)
                 log.info("job %s: path handed back (worker shutting down)", job_id)
                 return Outcome("released")
             limit = record["spec"]["training"]["max_runtime_seconds"]
@@ -288,8 +294,7 @@ class JobRunner:
             self.artifacts.path_key(job_id, claim.attempt), json.dumps(document, allow_nan=False).encode()
         )
         model = path_job.point_model(result, result.index)
-        for fmt in export.FORMATS:
-            self.artifacts.storage.put(self.artifacts.weights_key(job_id, claim.attempt, fmt), export.dumps(model, fmt))
+        self._store_weights(job_id, claim.attempt, model)
         self.jobs.finish(
             job_id,
             tenant,

@@ -153,28 +153,11 @@ def cv_path(
         std = binomial.standardize_rows(X, fit_intercept=fit_intercept, standardize=standardize)
         top = lambda_max(binomial.null_gradient(std, y, fit_intercept), alpha)
         seq = choose_lambdas(top, (n, p), lambdas, n_lambda, lambda_min_ratio)
-        fit = binomial.solve_path(
-            std,
-            y,
-            seq,
-            alpha,
-            fit_intercept=fit_intercept,
-            top=top,
-            tol=tol,
-            max_sweeps=max_sweeps,
-            on_lambda=on_lambda,
-        )
-        path = binomial_path(std, y, fit, seq, alpha, top, fit_intercept)
-        held_out = np.empty((n, len(seq)))
-        for rows in groups:
-            train = np.ones(n, dtype=bool)
-            train[rows] = False
-            if np.all(y[train] == y[train][0]):
-                raise InputError("a fold's training rows hold one class only")
-            fold_std = binomial.standardize_rows(X[train], fit_intercept=fit_intercept, standardize=standardize)
-            fold_fit = binomial.solve_path(
-                fold_std,
-                y[train],
+
+        def solve(rows_std: binomial.Standardized, rows_y: np.ndarray) -> Path:
+            fit = binomial.solve_path(
+                rows_std,
+                rows_y,
                 seq,
                 alpha,
                 fit_intercept=fit_intercept,
@@ -183,8 +166,17 @@ def cv_path(
                 max_sweeps=max_sweeps,
                 on_lambda=on_lambda,
             )
-            fold_path = binomial_path(fold_std, y[train], fold_fit, seq, alpha, top, fit_intercept)
-            held_out[rows] = fold_path.predict(X[rows], kind="link")
+            return binomial_path(rows_std, rows_y, fit, seq, alpha, top, fit_intercept)
+
+        path = solve(std, y)
+        held_out = np.empty((n, len(seq)))
+        for rows in groups:
+            train = np.ones(n, dtype=bool)
+            train[rows] = False
+            if np.all(y[train] == y[train][0]):
+                raise InputError("a fold's training rows hold one class only")
+            fold_std = binomial.standardize_rows(X[train], fit_intercept=fit_intercept, standardize=standardize)
+            held_out[rows] = solve(fold_std, y[train]).predict(X[rows], kind="link")
     values = measures.fold_values(name, fam, y, held_out, groups)
     sizes = np.array([len(rows) for rows in groups], dtype=np.float64)
     cvm, cvsd = measures.summarize(values, sizes)
